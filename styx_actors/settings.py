@@ -1,0 +1,87 @@
+"""Every tunable of the service, read from `STYX_*` environment variables (pydantic-settings).
+
+Defaults are Styx's own (reference §4, §9.1, §12); tests and operators shorten them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from styx_actors.timeutil import parse_duration
+
+# Durations are given as seconds (`180`, `0.5`) or ISO-8601 (`PT3M`).
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+# styx-standalone.conf's stale-state TTLs; `default` applies to every state not listed.
+DEFAULT_STALE_STATE_TTLS: dict[str, timedelta] = {
+    "new": timedelta(minutes=30),
+    "submitted": timedelta(minutes=10),
+    "running": timedelta(hours=24),
+    "terminated": timedelta(minutes=30),
+    "failed": timedelta(minutes=30),
+    "default": timedelta(days=2),
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STYX_", extra="ignore")
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".styx-actors")
+    store: str = ""  # sqlite:///PATH or redis://HOST:PORT/DB; empty = SQLite file under data_dir
+    runner: Literal["docker", "noop"] = "docker"
+    ray_address: str | None = None
+    auth: Literal["google", "none", "auto"] = "auto"
+    environment: str = "production"
+
+    # Actor placement
+    placement: Literal["sharded", "dedicated"] = "sharded"
+    shard_count: int = 4
+
+    # Loop intervals (each run is jittered by ±50% like Styx's fixed-delay loops)
+    trigger_tick_interval: Duration = timedelta(seconds=1)
+    backfill_tick_interval: Duration = timedelta(seconds=1)
+    scheduler_tick_interval: Duration = timedelta(seconds=2)
+    state_manager_tick_interval: Duration = timedelta(seconds=15)
+
+    # Retry policy (reference §3)
+    retry_base_delay: Duration = timedelta(seconds=180)
+    retry_max_exponent: int = 4
+    missing_deps_delay: Duration = timedelta(seconds=600)
+    max_retry_cost: float = 50.0
+    global_disabled_min_delay: Duration = timedelta(seconds=150)
+    global_disabled_max_delay: Duration = timedelta(seconds=450)
+
+    # Timeouts (reference §4)
+    stale_state_ttls: dict[str, Duration] = Field(default_factory=lambda: dict(DEFAULT_STALE_STATE_TTLS))
+    max_running_timeout: Duration | None = timedelta(hours=48)
+
+    # Throughput limits
+    dequeue_rate_limit: float = 1000.0
+    backfill_max_triggers_per_tick: int = 10
+
+    # Docker runner
+    docker_host: str | None = None  # falls back to DOCKER_HOST, then the local socket
+    docker_runner_id: str = "default"
+    container_grace_period: Duration = timedelta(seconds=120)
+    keep_containers: bool = False  # debug: never remove finished containers
+    container_memory_limit: str | None = None  # e.g. "512m"
+    container_cpu_limit: float | None = None  # CPUs, e.g. 1.5
+    container_user: str | None = None
+    docker_call_timeout: Duration = timedelta(seconds=60)
+
+    @field_validator("stale_state_ttls")
+    @classmethod
+    def _ttls_need_default(cls, ttls: dict[str, timedelta]) -> dict[str, timedelta]:
+        """Given TTLs override Styx's defaults state by state."""
+        return {**DEFAULT_STALE_STATE_TTLS, **{key.lower(): value for key, value in ttls.items()}}
+
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{self.data_dir / 'styx.db'}"

@@ -1,0 +1,187 @@
+"""The one store interface every backend implements (APScheduler 4's `DataStore` pattern).
+
+What is stored (design.md §2, reference §9.2):
+- workflows with their state (enabled flag and next natural trigger instants),
+- resources, backfills, the global config,
+- one snapshot per *active* workflow instance (its RunState, keyed by instance),
+- the append-only event log of every instance, ordered by the RunState counter, and an index of the
+  instances each workflow has events for (served by the instances endpoint).
+
+The write path of the scheduler is `commit()`: a batch of transitions, each writing its instance's snapshot
+and its event atomically. A snapshot is only written when its counter is newer than the stored one, so a
+zombie writer can never roll an instance back; terminal states delete the snapshot and keep the events.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from styx_actors.model import (
+    Backfill,
+    GlobalConfig,
+    Resource,
+    RunState,
+    Workflow,
+    WorkflowId,
+    WorkflowInstance,
+    WorkflowState,
+    WorkflowStatePatch,
+)
+
+
+class StoreError(Exception):
+    """The backend could not be reached or refused the operation; the caller may retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One entry of an instance's event log. `event_json` is the persisted event JSON (reference §1.13)."""
+
+    counter: int
+    timestamp: int  # epoch milliseconds
+    event_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One persisted step of an instance: its new RunState and the event that produced it.
+
+    `insert` marks the transition that makes an instance active (triggerExecution): it only succeeds when
+    the instance has no active snapshot. Every other transition only succeeds when a snapshot exists and
+    its counter is lower than `state.counter`.
+    """
+
+    state: RunState
+    event_json: str
+    insert: bool = False
+
+    @property
+    def instance(self) -> WorkflowInstance:
+        return self.state.workflow_instance
+
+
+class Store(abc.ABC):
+    """Async persistence for everything the scheduler knows. Every method may raise StoreError."""
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect and create what the backend needs (tables, scripts)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreError unless the backend answers."""
+
+    # -- workflows ------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_workflow(self, workflow: Workflow, state: WorkflowState) -> None:
+        """Create or replace a workflow's configuration together with its state."""
+
+    @abc.abstractmethod
+    async def get_workflow(self, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState] | None:
+        """The workflow and its state, or None when it does not exist."""
+
+    @abc.abstractmethod
+    async def workflows(self, component_id: str | None = None) -> list[tuple[Workflow, WorkflowState]]:
+        """All workflows (of one component when given), sorted by component then workflow id."""
+
+    @abc.abstractmethod
+    async def delete_workflow(self, workflow_id: WorkflowId) -> bool:
+        """Delete the workflow record only (events, instances and backfills stay). False if it was absent."""
+
+    @abc.abstractmethod
+    async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState | None:
+        """Overwrite the state fields that are set in `patch`; None when the workflow does not exist."""
+
+    # -- resources ------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_resource(self, resource: Resource) -> None: ...
+
+    @abc.abstractmethod
+    async def get_resource(self, resource_id: str) -> Resource | None: ...
+
+    @abc.abstractmethod
+    async def resources(self) -> list[Resource]:
+        """All resources, sorted by id."""
+
+    @abc.abstractmethod
+    async def delete_resource(self, resource_id: str) -> bool: ...
+
+    # -- backfills ------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def put_backfill(self, backfill: Backfill) -> None: ...
+
+    @abc.abstractmethod
+    async def get_backfill(self, backfill_id: str) -> Backfill | None: ...
+
+    @abc.abstractmethod
+    async def backfills(
+        self,
+        component_id: str | None = None,
+        workflow_id: str | None = None,
+        include_finished: bool = False,
+    ) -> list[Backfill]:
+        """Backfills filtered by component and/or workflow id; without `include_finished` only those neither
+        halted nor all-triggered. Sorted by id."""
+
+    # -- global config --------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_config(self) -> GlobalConfig:
+        """The global config; the defaults when none was ever stored."""
+
+    @abc.abstractmethod
+    async def put_config(self, config: GlobalConfig) -> None: ...
+
+    # -- active instances and their events ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def commit(self, transitions: Sequence[Transition]) -> list[bool]:
+        """Persist a batch of transitions (group commit); one result per transition, True when written.
+
+        Each transition is atomic on its own: its snapshot change and its event are written together or
+        not at all. A refused transition (stale counter, insert over an active instance, update of an
+        instance that is not active) writes nothing. Transitions of the same instance in one batch are
+        applied in order.
+        """
+
+    @abc.abstractmethod
+    async def active_state(self, instance: WorkflowInstance) -> RunState | None: ...
+
+    @abc.abstractmethod
+    async def active_states(
+        self, component_id: str | None = None, workflow_id: str | None = None
+    ) -> list[RunState]:
+        """Snapshots of active instances (all, of a component, or of a component's workflow), sorted by
+        instance key. This is the recovery path: it must stay fast for 100,000 snapshots."""
+
+    @abc.abstractmethod
+    async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:
+        """Active instances whose trigger id is `trigger_id` (a backfill's instances), sorted by key."""
+
+    @abc.abstractmethod
+    async def events(self, instance: WorkflowInstance) -> list[StoredEvent]:
+        """The instance's event log in counter order (empty when it has none)."""
+
+    @abc.abstractmethod
+    async def latest_event_counter(self, instance: WorkflowInstance) -> int:
+        """The highest stored event counter of the instance, -1 when it has no events."""
+
+    @abc.abstractmethod
+    async def instance_parameters(
+        self,
+        workflow_id: WorkflowId,
+        start: str | None = None,
+        stop: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """Parameters of the workflow's instances that have events, in lexicographic order, from `start`
+        (inclusive) to `stop` (exclusive), at most `limit` of them."""
