@@ -247,7 +247,7 @@ def _build(cls: type[Event], data: dict[str, Any]) -> Event:
     if cls is Info:
         return Info(message=Message.model_validate(data["message"]))
     if cls is Dequeue:
-        return Dequeue(resource_ids=tuple(sorted(data.get("resource_ids") or ())))
+        return Dequeue(resource_ids=_resource_ids(data.get("resource_ids")))
     if cls is Submit:
         desc = ExecutionDescription.model_validate(data["execution_description"])
         return Submit(execution_description=desc, execution_id=data.get("execution_id"))
@@ -268,3 +268,13 @@ def _build(cls: type[Event], data: dict[str, Any]) -> Event:
     if cls is Created:
         return Created(execution_id=str(data["execution_id"]), docker_image=data.get("docker_image") or "UNKNOWN")
     return cls()
+
+
+def _resource_ids(value: Any) -> tuple[str, ...]:
+    """Sorted resource ids; Styx reads a single string as a one-element array and a missing one as none."""
+    if value is None:
+        return ()
+    ids = [value] if isinstance(value, str) else value
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValueError("resource_ids must be an array of strings")
+    return tuple(sorted(ids))

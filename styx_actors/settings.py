@@ -65,6 +65,7 @@ class Settings(BaseSettings):
 
     # Throughput limits
     dequeue_rate_limit: float = 1000.0
+    workflow_cache_ttl: Duration = timedelta(seconds=30)  # retry conditions and running timeouts
     backfill_max_triggers_per_tick: int = 10
 
     # Docker runner
@@ -76,6 +77,11 @@ class Settings(BaseSettings):
     container_cpu_limit: float | None = None  # CPUs, e.g. 1.5
     container_user: str | None = None
     docker_call_timeout: Duration = timedelta(seconds=60)
+    # Label value: installations sharing one engine never see or touch each other's containers.
+    docker_installation_id: str = "styx-actors"
+    container_network: str | None = None  # Docker network mode, e.g. "none"; None = the engine's default
+    container_stop_timeout: Duration = timedelta(seconds=10)  # SIGTERM, then SIGKILL after this (halt, timeout)
+    image_pull_timeout: Duration = timedelta(minutes=10)
 
     @field_validator("stale_state_ttls")
     @classmethod

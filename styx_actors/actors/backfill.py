@@ -1,0 +1,197 @@
+"""Backfill actors: each active backfill keeps at most `concurrency` of its instances active (reference §7.2).
+
+A driver triggers the partition at its cursor, advances the cursor (forward or reverse) and persists it,
+until the last partition is triggered (`all_triggered`). It is woken when one of its instances ends, so a
+freed slot is refilled at once, and by the periodic tick, which also picks up edits made through other
+API processes. Already-active partitions are skipped (and count as triggered, as in Styx).
+
+Exactly once: the cursor is persisted right after each trigger. Should the process die in between, the
+driver finds on restart that the partition at its cursor already has a trigger of this backfill in its
+event log, and moves past it instead of running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from styx_actors.actors.natural import TriggerFn
+from styx_actors.clock import Clock
+from styx_actors.errors import Conflict
+from styx_actors.events import TriggerExecution, event_from_json
+from styx_actors.model import Backfill, Trigger, TriggerParameters, WorkflowInstance
+from styx_actors.schedule import Schedule, to_parameter
+from styx_actors.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class BackfillDriver:
+    def __init__(self, backfill: Backfill, store: Store, trigger: TriggerFn, clock: Clock) -> None:
+        self.backfill = backfill
+        self._store = store
+        self._trigger = trigger
+        self._clock = clock
+        self._active: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.backfill.id
+
+    async def start(self) -> None:
+        """Learn which instances of this backfill are active, and step past a partition that was
+        triggered just before a crash."""
+        states = await self._store.active_states_by_trigger(self.id)
+        self._active = {s.workflow_instance.parameter for s in states if s.workflow_instance.workflow_id == self.backfill.workflow_id}
+        async with self._lock:
+            schedule = await self._schedule()
+            if schedule is None:
+                return
+            cursor = self.backfill.next_trigger
+            if cursor != self._exclusive_end(schedule) and await self._was_triggered(schedule, cursor):
+                await self._advance(schedule, cursor)
+
+    def update(self, backfill: Backfill) -> None:
+        """An edit (concurrency, description, halt) made elsewhere."""
+        if backfill.model_dump() != self.backfill.model_dump():
+            self.backfill = self.backfill.model_copy(
+                update={"concurrency": backfill.concurrency, "description": backfill.description, "halted": backfill.halted}
+            )
+
+    def instance_finished(self, parameter: str) -> None:
+        self._active.discard(parameter)
+
+    @property
+    def finished(self) -> bool:
+        return self.backfill.halted or self.backfill.all_triggered
+
+    async def pump(self, max_triggers: int | None = None) -> int:
+        """Trigger partitions while there is room; returns how many were triggered."""
+        async with self._lock:
+            schedule = await self._schedule()
+            if schedule is None:
+                return 0
+            triggered = 0
+            while not self.finished and len(self._active) < self.backfill.concurrency:
+                if max_triggers is not None and triggered >= max_triggers:
+                    break
+                cursor = self.backfill.next_trigger
+                if cursor == self._exclusive_end(schedule):
+                    await self._save(all_triggered=True)
+                    break
+                parameter = to_parameter(schedule, cursor)
+                instance = WorkflowInstance(workflow_id=self.backfill.workflow_id, parameter=parameter)
+                params = self.backfill.trigger_parameters or TriggerParameters()
+                try:
+                    await self._trigger(instance, Trigger.backfill(self.id), params)
+                    self._active.add(parameter)
+                    triggered += 1
+                except Conflict:
+                    log.info("backfill %s: %s already active, skipped", self.id, instance)
+                except Exception:
+                    log.exception("backfill %s: triggering %s failed; retrying next tick", self.id, instance)
+                    break
+                await self._advance(schedule, cursor)
+            return triggered
+
+    async def _schedule(self) -> Schedule | None:
+        """The workflow's current schedule; a backfill whose workflow is gone is halted."""
+        found = await self._store.get_workflow(self.backfill.workflow_id)
+        if found is None:
+            await self._save(halted=True)
+            return None
+        return Schedule.parse(found[0].configuration.schedule)
+
+    def _exclusive_end(self, schedule: Schedule) -> datetime:
+        return schedule.previous(self.backfill.start) if self.backfill.reverse else self.backfill.end
+
+    async def _advance(self, schedule: Schedule, cursor: datetime) -> None:
+        following = schedule.previous(cursor) if self.backfill.reverse else schedule.next(cursor)
+        await self._save(next_trigger=following, all_triggered=following == self._exclusive_end(schedule))
+
+    async def _save(self, **changes: object) -> None:
+        # Re-read so that an edit through another API process (concurrency, halt) is not overwritten.
+        stored = await self._store.get_backfill(self.id) or self.backfill
+        self.backfill = stored.model_copy(update=changes)
+        await self._store.put_backfill(self.backfill)
+
+    async def _was_triggered(self, schedule: Schedule, cursor: datetime) -> bool:
+        instance = WorkflowInstance(workflow_id=self.backfill.workflow_id, parameter=to_parameter(schedule, cursor))
+        for stored in reversed(await self._store.events(instance)):
+            event, _ = event_from_json(stored.event_json)
+            if isinstance(event, TriggerExecution):
+                return event.trigger.trigger_id == self.id and stored.timestamp >= _millis(self.backfill.created)
+        return False
+
+
+def _millis(when: datetime | None) -> int:
+    return 0 if when is None else int(when.timestamp() * 1000)
+
+
+class BackfillDrivers:
+    """Hosts the driver of every active backfill."""
+
+    def __init__(self, store: Store, trigger: TriggerFn, clock: Clock, max_triggers_per_tick: int) -> None:
+        self._store = store
+        self._trigger = trigger
+        self._clock = clock
+        self._max_per_tick = max_triggers_per_tick
+        self._drivers: dict[str, BackfillDriver] = {}
+        self._wakeups: set[asyncio.Task[int]] = set()
+
+    def active_ids(self) -> list[str]:
+        return sorted(self._drivers)
+
+    async def tick(self) -> int:
+        """Sync with the stored backfills, then let each driver trigger up to the per-tick cap."""
+        if not (await self._store.get_config()).enabled:
+            return 0
+        stored = {b.id: b for b in await self._store.backfills()}
+        for backfill_id in list(self._drivers):
+            if backfill_id not in stored:
+                del self._drivers[backfill_id]
+        for backfill in stored.values():
+            await self._ensure(backfill)
+        triggered = 0
+        for driver in list(self._drivers.values()):
+            triggered += await driver.pump(self._max_per_tick)
+            if driver.finished:
+                self._drivers.pop(driver.id, None)
+        return triggered
+
+    async def backfill_changed(self, backfill: Backfill) -> None:
+        if backfill.halted or backfill.all_triggered:
+            self._drivers.pop(backfill.id, None)
+            return
+        driver = await self._ensure(backfill)
+        self._wake(driver)
+
+    def instance_finished(self, instance: WorkflowInstance, trigger_id: str | None) -> None:
+        driver = self._drivers.get(trigger_id or "")
+        if driver is not None and driver.backfill.workflow_id == instance.workflow_id:
+            driver.instance_finished(instance.parameter)
+            self._wake(driver)
+
+    async def _ensure(self, backfill: Backfill) -> BackfillDriver:
+        driver = self._drivers.get(backfill.id)
+        if driver is None:
+            driver = BackfillDriver(backfill, self._store, self._trigger, self._clock)
+            self._drivers[backfill.id] = driver
+            await driver.start()
+        else:
+            driver.update(backfill)
+        return driver
+
+    def _wake(self, driver: BackfillDriver) -> None:
+        task = asyncio.create_task(self._pump(driver))
+        self._wakeups.add(task)
+        task.add_done_callback(self._wakeups.discard)
+
+    async def _pump(self, driver: BackfillDriver) -> int:
+        enabled = (await self._store.get_config()).enabled
+        triggered = await driver.pump() if enabled else 0
+        if driver.finished:
+            self._drivers.pop(driver.id, None)
+        return triggered

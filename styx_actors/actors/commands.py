@@ -1,0 +1,265 @@
+"""The command facade: what the front end may ask of the actor system (reference §5.7, §7, §8).
+
+Every write that changes what the actors must do goes through here, so the store and the actors never
+disagree: the record is written first, then the actors concerned are told. Reads go to the store directly.
+Refusals raise CommandError subclasses carrying Styx's messages; nothing is written when a command is refused.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from styx_actors.actors.ports import InstanceRouter
+from styx_actors.clock import Clock
+from styx_actors.errors import BadRequest, Conflict, NotFound
+from styx_actors.events import Event, Halt, RetryAfter
+from styx_actors.model import (
+    Backfill,
+    BackfillInput,
+    EditableBackfillInput,
+    GlobalConfig,
+    Resource,
+    RunState,
+    Trigger,
+    TriggerParameters,
+    TriggerRequest,
+    TriggerResponse,
+    Workflow,
+    WorkflowConfiguration,
+    WorkflowId,
+    WorkflowInstance,
+    WorkflowState,
+    WorkflowStatePatch,
+)
+from styx_actors.schedule import (
+    ParameterError,
+    Schedule,
+    effective_offset,
+    initial_natural_trigger,
+    parse_aligned_instant,
+    to_parameter,
+)
+from styx_actors.state_machine import IllegalTransition
+from styx_actors.store.base import Store
+from styx_actors.timeouts import TimeoutConfig
+from styx_actors.timeutil import to_millis
+from styx_actors.validation import format_errors_bracketed, format_errors_plain, workflow_errors
+
+
+def random_id(prefix: str, now_millis: int, rng: random.Random) -> str:
+    """Styx's `<prefix>-<13-digit epoch ms>-<5-digit random>` ids (ad-hoc triggers, backfills)."""
+    return f"{prefix}-{now_millis:013d}-{rng.randrange(100_000):05d}"
+
+
+class Commands:
+    def __init__(
+        self,
+        store: Store,
+        router: InstanceRouter,
+        scheduler: Any,
+        resources: Any,
+        clock: Clock,
+        timeouts: TimeoutConfig,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._router = router
+        self._scheduler = scheduler
+        self._resources = resources
+        self._clock = clock
+        self._timeouts = timeouts
+        self._rng = rng or random.Random()
+
+    # -- workflows ------------------------------------------------------------------------------------------
+
+    async def save_workflow(self, component_id: str, config: WorkflowConfiguration) -> Workflow:
+        """Create or update (§8.2.1): the next natural trigger is recomputed for a new workflow or a
+        changed schedule/offset; the enabled flag of an existing workflow is kept."""
+        now = self._clock.now()
+        workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
+        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        if errors:
+            raise BadRequest(format_errors_bracketed(errors))
+        existing = await self._store.get_workflow(workflow.id)
+        if existing is None or _timing_changed(existing[0].configuration, workflow.configuration):
+            schedule = Schedule.parse(config.schedule)
+            try:
+                logical, fire = initial_natural_trigger(schedule, effective_offset(schedule, config.offset), now)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from exc
+            enabled = existing[1].enabled if existing else False
+            state = WorkflowState(enabled=enabled, next_natural_trigger=logical, next_natural_offset_trigger=fire)
+        else:
+            state = existing[1]
+        await self._store.put_workflow(workflow, state)
+        await self._workflow_changed(workflow.id, state)
+        return workflow
+
+    async def delete_workflow(self, workflow_id: WorkflowId) -> None:
+        if not await self._store.delete_workflow(workflow_id):
+            raise NotFound("Workflow does not exist")
+        await self._scheduler.workflow_deleted(workflow_id)
+        await self._router.broadcast("forget_workflow", workflow_id)
+
+    async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState:
+        if await self._store.get_workflow(workflow_id) is None:
+            raise NotFound("workflow not found")
+        state = await self._store.patch_workflow_state(workflow_id, patch)
+        if state is None:
+            raise NotFound(f"Workflow {workflow_id} not found")
+        await self._workflow_changed(workflow_id, state)
+        return state
+
+    async def _workflow_changed(self, workflow_id: WorkflowId, state: WorkflowState) -> None:
+        await self._scheduler.workflow_changed(workflow_id, state)
+        await self._router.broadcast("forget_workflow", workflow_id)
+
+    # -- instances ------------------------------------------------------------------------------------------
+
+    async def trigger(self, request: TriggerRequest, allow_future: bool = False) -> TriggerResponse:
+        """Ad-hoc trigger (§8.7); works on disabled workflows."""
+        found = await self._store.get_workflow(request.workflow_id)
+        if found is None:
+            raise BadRequest("The specified workflow is not found in the scheduler")
+        workflow = found[0]
+        if not workflow.configuration.has_execution_info():
+            raise BadRequest("Workflow is missing execution configuration")
+        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        if errors:
+            raise BadRequest(format_errors_plain(errors))
+        schedule = Schedule.parse(workflow.configuration.schedule)
+        try:
+            instant = parse_aligned_instant(request.parameter, schedule)
+        except ParameterError as exc:
+            raise BadRequest(str(exc)) from exc
+        now = self._clock.now()
+        if not allow_future and instant > now:
+            raise BadRequest("Cannot trigger an instance of the future")
+        trigger_id = random_id("ad-hoc-cli", to_millis(now), self._rng)
+        instance = WorkflowInstance(workflow_id=request.workflow_id, parameter=to_parameter(schedule, instant))
+        await self._router.trigger(instance, Trigger.adhoc(trigger_id), request.trigger_parameters or TriggerParameters())
+        return TriggerResponse(
+            workflow_id=request.workflow_id,
+            parameter=request.parameter,
+            trigger_parameters=request.trigger_parameters,
+            trigger_id=trigger_id,
+        )
+
+    async def retry(self, instance: WorkflowInstance, delay_millis: int = 0) -> RunState | None:
+        return await self.send(instance, RetryAfter(delay_millis=delay_millis))
+
+    async def halt(self, instance: WorkflowInstance) -> RunState | None:
+        return await self.send(instance, Halt())
+
+    async def send(self, instance: WorkflowInstance, event: Event) -> RunState | None:
+        """Deliver an event to an active instance; a non-active instance is silently ignored (Styx)."""
+        if await self._store.get_workflow(instance.workflow_id) is None:
+            raise NotFound("workflow not found")
+        try:
+            return await self._router.send(instance, event)
+        except IllegalTransition as exc:
+            raise BadRequest(str(exc)) from exc
+
+    # -- resources and global config ------------------------------------------------------------------------
+
+    async def save_resource(self, resource: Resource) -> Resource:
+        await self._store.put_resource(resource)
+        await self._resources.set_limit(resource.id, resource.concurrency)
+        return resource
+
+    async def delete_resource(self, resource_id: str) -> None:
+        await self._store.delete_resource(resource_id)
+        await self._resources.remove(resource_id)
+
+    async def set_global_config(self, config: GlobalConfig) -> GlobalConfig:
+        await self._store.put_config(config)
+        await self._resources.set_global_concurrency(config.concurrency)
+        await self._router.broadcast("set_global_config", config)
+        return config
+
+    # -- backfills ------------------------------------------------------------------------------------------
+
+    async def create_backfill(self, request: BackfillInput, allow_future: bool = False) -> Backfill:
+        """§7.1: validations in Styx's order; the first failure wins."""
+        workflow_id = WorkflowId(component_id=request.component, id=request.workflow)
+        found = await self._store.get_workflow(workflow_id)
+        if found is None:
+            raise NotFound("workflow not found")
+        workflow = found[0]
+        if not workflow.configuration.has_execution_info():
+            raise BadRequest("Workflow is missing docker image and flyte execution config")
+        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        if errors:
+            raise BadRequest(format_errors_plain(errors))
+        if not request.start < request.end:
+            raise BadRequest("start must be before end")
+        schedule = Schedule.parse(workflow.configuration.schedule)
+        if not schedule.is_aligned(request.start):
+            raise BadRequest("start parameter not aligned with schedule")
+        if not schedule.is_aligned(request.end):
+            raise BadRequest("end parameter not aligned with schedule")
+        now = self._clock.now()
+        if not allow_future and (request.start > now or schedule.previous(request.end) > now):
+            raise BadRequest("Cannot backfill future partitions")
+        partitions = schedule.range(request.start, request.end)
+        active = {s.workflow_instance.parameter for s in await self._store.active_states(workflow_id.component_id, workflow_id.id)}
+        overlapping = [p for p in (to_parameter(schedule, t) for t in partitions) if p in active]
+        if overlapping:
+            raise Conflict(f"these partitions are already active: {', '.join(overlapping)}")
+        backfill = Backfill(
+            id=random_id("backfill", to_millis(now), self._rng),
+            start=request.start,
+            end=request.end,
+            workflow_id=workflow_id,
+            concurrency=request.concurrency,
+            description=request.description,
+            next_trigger=partitions[-1] if request.reverse else request.start,
+            schedule=workflow.configuration.schedule,
+            reverse=request.reverse,
+            trigger_parameters=request.trigger_parameters,
+            created=now,
+            last_modified=now,
+        )
+        await self._store.put_backfill(backfill)
+        await self._scheduler.backfill_changed(backfill)
+        return backfill
+
+    async def edit_backfill(self, backfill_id: str, edit: EditableBackfillInput) -> Backfill:
+        if edit.id != backfill_id:
+            raise BadRequest("ID of payload does not match ID in uri.")
+        backfill = await self._store.get_backfill(backfill_id)
+        if backfill is None:
+            raise NotFound(f"Backfill {backfill_id} not found.")
+        if await self._store.get_workflow(backfill.workflow_id) is None:
+            raise NotFound("workflow not found")
+        changes: dict[str, Any] = {"last_modified": self._clock.now()}
+        if edit.concurrency is not None:
+            changes["concurrency"] = edit.concurrency
+        if edit.description is not None:
+            changes["description"] = edit.description
+        backfill = backfill.model_copy(update=changes)
+        await self._store.put_backfill(backfill)
+        await self._scheduler.backfill_changed(backfill)
+        return backfill
+
+    async def halt_backfill(self, backfill_id: str, graceful: bool = False) -> None:
+        """§7.5: stop triggering; unless graceful, halt the backfill's active instances too."""
+        backfill = await self._store.get_backfill(backfill_id)
+        if backfill is None:
+            raise NotFound("backfill not found")
+        if await self._store.get_workflow(backfill.workflow_id) is None:
+            raise NotFound("workflow not found")
+        backfill = backfill.model_copy(update={"halted": True, "last_modified": self._clock.now()})
+        await self._store.put_backfill(backfill)
+        await self._scheduler.backfill_changed(backfill)
+        if graceful:
+            return
+        for state in await self._store.active_states_by_trigger(backfill_id):
+            if state.workflow_instance.workflow_id == backfill.workflow_id:
+                await self._router.send(state.workflow_instance, Halt())
+
+
+def _timing_changed(old: WorkflowConfiguration, new: WorkflowConfiguration) -> bool:
+    """Schedule (normalised) or offset (as an optional string: absent != explicit default) changed."""
+    return Schedule.parse(old.schedule) != Schedule.parse(new.schedule) or old.offset != new.offset

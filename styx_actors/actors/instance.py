@@ -1,0 +1,280 @@
+"""The workflow instance actor: one per active instance, owning its RunState.
+
+It handles its events one at a time from its own mailbox: apply the pure transition, persist snapshot +
+event (group commit), and only then run the output handlers. Handler results come back to the same
+mailbox as events guarded by the counter they were computed for, so a stale result is dropped
+(reference §2.3). The mailbox is drained by a task that exists only while messages are pending, so an idle
+instance costs a few objects, not a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Protocol
+
+from styx_actors.events import (
+    Dequeue,
+    Event,
+    Halt,
+    Info,
+    RetryAfter,
+    RunError,
+    Submitted,
+    Success,
+    Timeout,
+    event_to_json_text,
+)
+from styx_actors.execution import prepare_event
+from styx_actors.model import Message, RunState, State, Workflow, WorkflowConfiguration, WorkflowState
+from styx_actors.runners.base import ExecutionStatus, RunnerError, build_run_spec, progress_events
+from styx_actors.state_machine import transition
+from styx_actors.actors.resources import (
+    AcquireResult,
+    Granted,
+    Missing,
+    Waiting,
+    limit_reached_message,
+    missing_resources_message,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NotActive(Exception):
+    """The instance finished (or was never active here); events for it are ignored, as in Styx."""
+
+
+class InstanceHost(Protocol):
+    """What an instance actor needs from the shard that hosts it."""
+
+    rng: random.Random
+    runner_id: str
+    environment: str
+
+    def now_millis(self) -> int: ...
+    async def persist(self, state: RunState, event_json: str, insert: bool) -> bool: ...
+    def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None: ...
+    def schedule(self, actor: InstanceActor, at_millis: int, kind: str) -> None: ...
+    def global_enabled(self) -> bool: ...
+    def requeue_delay_millis(self) -> int: ...
+    async def workflow(self, actor: InstanceActor, fresh: bool) -> tuple[Workflow, WorkflowState] | None: ...
+    async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult: ...
+    def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event: ...
+    def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int: ...
+    def max_running_timeout(self): ...
+    async def start_execution(self, actor: InstanceActor) -> None: ...
+    async def execution_status(self, execution_id: str) -> ExecutionStatus: ...
+
+
+@dataclass(slots=True)
+class _Envelope:
+    event: Event
+    expected_counter: int | None
+    insert: bool
+    reply: asyncio.Future[RunState | None]
+
+
+class InstanceActor:
+    def __init__(self, state: RunState, host: InstanceHost) -> None:
+        self.state = state
+        self.key = state.workflow_instance.key()
+        self._host = host
+        self._mailbox: deque[_Envelope] = deque()
+        self._draining = False
+        self._inflight_counter: int | None = None  # the state a handler is working on right now
+        self.active = True
+
+    # -- mailbox --------------------------------------------------------------------------------------------
+
+    def tell(self, event: Event, expected_counter: int | None = None, insert: bool = False) -> asyncio.Future[RunState | None]:
+        """Queue an event; the future resolves with the new state, None if it was stale, or raises
+        IllegalTransition / NotActive."""
+        reply: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
+        reply.add_done_callback(_consume_exception)
+        self._mailbox.append(_Envelope(event, expected_counter, insert, reply))
+        if not self._draining:
+            self._draining = True
+            asyncio.create_task(self._drain())
+        return reply
+
+    def tell_guarded(self, event: Event, counter: int) -> None:
+        """A handler's follow-up event, only valid if nothing happened since `counter`."""
+        self.tell(event, expected_counter=counter)
+
+    async def _drain(self) -> None:
+        try:
+            while self._mailbox:
+                envelope = self._mailbox.popleft()
+                try:
+                    envelope.reply.set_result(await self._process(envelope))
+                except Exception as exc:  # reported to whoever sent the event
+                    envelope.reply.set_exception(exc)
+        finally:
+            self._draining = False
+
+    async def _process(self, envelope: _Envelope) -> RunState | None:
+        if not self.active:
+            raise NotActive(self.key)
+        if envelope.expected_counter is not None and envelope.expected_counter != self.state.counter:
+            return None  # stale handler result
+        old = self.state
+        new = transition(old, envelope.event, self._host.now_millis())
+        written = await self._host.persist(new, event_to_json_text(envelope.event, old.workflow_instance), envelope.insert)
+        if not written:
+            # The store holds a newer state than ours: another writer owns this instance now.
+            log.warning("instance %s: transition to %s refused by the store, deactivating", self.key, new.state.value)
+            self.active = False
+            raise NotActive(self.key)
+        self.state = new
+        if new.state.is_terminal:
+            self.active = False
+        self._host.after_transition(self, old, new, envelope.event)
+        if self.active:
+            self.run_handlers()
+        return new
+
+    # -- output handlers ------------------------------------------------------------------------------------
+
+    def run_handlers(self) -> None:
+        """React to the current state (after a transition, on recovery and on reconcile ticks)."""
+        state = self.state
+        if state.state is State.QUEUED:
+            delay = state.data.retry_delay_millis or 0
+            if delay > 0 and state.timestamp + delay > self._host.now_millis():
+                self._host.schedule(self, state.timestamp + delay, "dequeue")
+            else:
+                self._spawn(self._request_resources())
+        elif state.state is State.PREPARE:
+            self._spawn(self._prepare())
+        elif state.state is State.SUBMITTING:
+            self._spawn(self._submit())
+        elif state.state in (State.TERMINATED, State.FAILED):
+            self._spawn(self._terminated())
+        self._spawn(self._arm_timeout(), exclusive=False)
+
+    def _spawn(self, work: Coroutine[None, None, None], exclusive: bool = True) -> None:
+        """Run a handler; an exclusive one runs at most once at a time per state (reconcile ticks re-run
+        handlers, and must not duplicate one that is still working on the same state)."""
+        counter = self.state.counter
+        if exclusive and self._inflight_counter == counter:
+            work.close()
+            return
+        task = asyncio.ensure_future(work)
+        task.add_done_callback(_log_failure)
+        if exclusive:
+            self._inflight_counter = counter
+            task.add_done_callback(lambda _: self._handler_done(counter))
+
+    def _handler_done(self, counter: int) -> None:
+        if self._inflight_counter == counter:
+            self._inflight_counter = None
+
+    def timer_fired(self, kind: str, counter: int) -> None:
+        if not self.active or counter != self.state.counter:
+            return
+        if kind == "timeout":
+            self.tell_guarded(Timeout(), counter)
+        elif kind == "dequeue":
+            self._spawn(self._request_resources())
+
+    async def _request_resources(self) -> None:
+        state = self.state
+        if state.state is not State.QUEUED:
+            return
+        if not self._host.global_enabled():
+            self.tell_guarded(RetryAfter(self._host.requeue_delay_millis()), state.counter)
+            return
+        found = await self._host.workflow(self, fresh=False)
+        resource_ids = list(found[0].configuration.resources) if found else []
+        result = await self._host.acquire(self, resource_ids)
+        if state.counter != self.state.counter:
+            return  # something happened meanwhile; a grant is re-checked in granted()
+        if isinstance(result, Granted):
+            self.granted(result.resource_ids)
+        elif isinstance(result, Missing):
+            self.tell_guarded(RunError(missing_resources_message(result.resource_ids)), state.counter)
+        elif isinstance(result, Waiting):
+            line = limit_reached_message(result.depleted)
+            last = state.data.last_message()
+            if last is None or last.line != line:
+                self.tell_guarded(Info(Message.info(line)), state.counter)
+
+    def granted(self, resource_ids: tuple[str, ...]) -> None:
+        """The resource broker gave this instance its permits: move on to PREPARE."""
+        if self.active and self.state.state is State.QUEUED:
+            self.tell(Dequeue(resource_ids=resource_ids))
+
+    async def _prepare(self) -> None:
+        state = self.state
+        found = await self._host.workflow(self, fresh=True)
+        event, reason = prepare_event(state, found, self._host.max_running_timeout())
+        if reason:
+            log.info(reason)
+        self.tell_guarded(event, state.counter)
+
+    async def _submit(self) -> None:
+        state = self.state
+        data = state.data
+        if data.execution_id is None or data.execution_description is None:
+            self.tell_guarded(Halt(), state.counter)
+            return
+        try:
+            await self._host.start_execution(self)
+        except RunnerError as exc:
+            self.tell_guarded(RunError(str(exc)), state.counter)
+            return
+        self.tell_guarded(Submitted(execution_id=data.execution_id, runner_id=self._host.runner_id), state.counter)
+
+    async def _terminated(self) -> None:
+        state = self.state
+        if state.state is State.TERMINATED and state.data.last_exit == 0:
+            self.tell_guarded(Success(), state.counter)
+            return
+        found = await self._host.workflow(self, fresh=False)
+        config = found[0].configuration if found else None
+        self.tell_guarded(self._host.retry_decision(state, config), state.counter)
+
+    async def _arm_timeout(self) -> None:
+        state = self.state
+        config = None
+        if state.state is State.RUNNING:
+            found = await self._host.workflow(self, fresh=False)
+            config = found[0].configuration if found else None
+        if state.counter == self.state.counter and self.active:
+            self._host.schedule(self, self._host.timeout_deadline(state, config), "timeout")
+
+    # -- runner progress ------------------------------------------------------------------------------------
+
+    def runner_status(self, execution_id: str, status: ExecutionStatus) -> None:
+        """Translate what the runner saw into events, guarded by consecutive counters (§9.4)."""
+        state = self.state
+        if not self.active or state.data.execution_id != execution_id:
+            return
+        if state.state not in (State.SUBMITTED, State.RUNNING, State.PREPARE):
+            return
+        for offset, event in enumerate(progress_events(state.state, status)):
+            self.tell_guarded(event, state.counter + offset)
+
+    async def poll(self) -> None:
+        state = self.state
+        execution_id = state.data.execution_id
+        if state.state in (State.SUBMITTED, State.RUNNING) and execution_id is not None:
+            self.runner_status(execution_id, await self._host.execution_status(execution_id))
+
+    def spec(self):
+        return build_run_spec(self.state, self._host.environment)
+
+
+def _consume_exception(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("instance handler failed", exc_info=task.exception())

@@ -1,0 +1,73 @@
+"""The whole actor system in one process and one event loop (tests and single-process benchmarks).
+
+The same actor classes run on Ray through cluster/ray_system.py; only the ports differ.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from styx_actors.actors.commands import Commands
+from styx_actors.actors.ports import InstanceRouter, LocalPort
+from styx_actors.actors.resources import ResourceBroker
+from styx_actors.actors.scheduler import Scheduler
+from styx_actors.actors.shard import InstanceShard, shard_index
+from styx_actors.clock import Clock
+from styx_actors.runners.base import Runner
+from styx_actors.settings import Settings
+from styx_actors.store.base import Store
+from styx_actors.timeouts import TimeoutConfig
+
+
+async def load_resource_limits(broker: ResourceBroker, store: Store) -> None:
+    """Resource limits and global concurrency come from the store; holders come back from the shards."""
+    broker.sync_limits({r.id: r.concurrency for r in await store.resources()})
+    broker.set_global_concurrency((await store.get_config()).concurrency)
+
+
+@dataclass
+class LocalActorSystem:
+    store: Store
+    shards: list[InstanceShard]
+    broker: ResourceBroker
+    scheduler: Scheduler
+    commands: Commands
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        store: Store,
+        runner: Runner,
+        clock: Clock,
+        run_scheduler_loops: bool = True,
+        rng: random.Random | None = None,
+    ) -> LocalActorSystem:
+        rng = rng or random.Random()
+        count = settings.shard_count
+        router = InstanceRouter([])
+        shards: list[InstanceShard] = []
+        broker = ResourceBroker(on_granted=lambda holder, ids: shards[shard_index(holder, count)].granted(holder, ids))
+        await load_resource_limits(broker, store)
+        scheduler = Scheduler(store, router.trigger, clock, settings)
+        shards.extend(
+            InstanceShard(i, count, store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng)
+            for i in range(count)
+        )
+        router.shards = [LocalPort(shard) for shard in shards]
+        commands = Commands(
+            store, router, LocalPort(scheduler), LocalPort(broker), clock, TimeoutConfig.from_settings(settings), rng
+        )
+        for shard in shards:
+            await shard.start()
+        await scheduler.start(run_loops=run_scheduler_loops)
+        return cls(store, shards, broker, scheduler, commands)
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        for shard in self.shards:
+            await shard.stop()
+
+    def active_count(self) -> int:
+        return sum(shard.active_count() for shard in self.shards)

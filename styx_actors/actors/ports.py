@@ -1,0 +1,57 @@
+"""How actors reach each other: a port is an object whose every method is awaited.
+
+Locally a port wraps the object itself; on Ray it wraps an actor handle (cluster/ray_system.py). Actor code
+only ever awaits port methods, so the same classes run in one process (tests, benchmarks of pure logic) and
+spread over a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from styx_actors.actors.shard import AlreadyActive, shard_index
+from styx_actors.errors import Conflict
+from styx_actors.events import Event
+from styx_actors.model import RunState, Trigger, TriggerParameters, WorkflowInstance
+
+ALREADY_TRIGGERED = "This workflow instance is already triggered. Did you want to `retry` running it instead?"
+
+
+class LocalPort:
+    """Await any method of a local object, whether it is a coroutine function or not."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._target, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return call
+
+
+class InstanceRouter:
+    """Routes instance commands to the shard that hosts the instance (stable hash of its key)."""
+
+    def __init__(self, shards: list[Any]) -> None:
+        self.shards = shards
+
+    def shard_for(self, instance: WorkflowInstance) -> Any:
+        return self.shards[shard_index(instance.key(), len(self.shards))]
+
+    async def trigger(self, instance: WorkflowInstance, trigger: Trigger, parameters: TriggerParameters) -> RunState:
+        try:
+            return await self.shard_for(instance).trigger(instance, trigger, parameters)
+        except AlreadyActive:
+            raise Conflict(ALREADY_TRIGGERED) from None
+
+    async def send(self, instance: WorkflowInstance, event: Event) -> RunState | None:
+        return await self.shard_for(instance).send(instance, event)
+
+    async def broadcast(self, method: str, *args: Any) -> list[Any]:
+        return [await getattr(shard, method)(*args) for shard in self.shards]

@@ -1,0 +1,58 @@
+"""The scheduler actor: emits the ticks of natural triggers and backfills, and hears of finished instances."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from styx_actors.actors.backfill import BackfillDrivers
+from styx_actors.actors.loops import every
+from styx_actors.actors.natural import NaturalTriggers, TriggerFn
+from styx_actors.clock import Clock
+from styx_actors.model import Backfill, State, WorkflowId, WorkflowInstance, WorkflowState
+from styx_actors.settings import Settings
+from styx_actors.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, store: Store, trigger: TriggerFn, clock: Clock, settings: Settings) -> None:
+        self._settings = settings
+        self.natural = NaturalTriggers(store, trigger, clock)
+        self.backfills = BackfillDrivers(store, trigger, clock, settings.backfill_max_triggers_per_tick)
+        self._loops: list[asyncio.Task[None]] = []
+        self._rng = random.Random()
+
+    async def start(self, run_loops: bool = True) -> None:
+        await self.natural.load()
+        await self.backfills.tick()
+        if run_loops:
+            self._loops = [
+                asyncio.create_task(every(self._settings.trigger_tick_interval, self.natural.tick, self._rng)),
+                asyncio.create_task(every(self._settings.backfill_tick_interval, self.backfills.tick, self._rng)),
+            ]
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        self._loops = []
+
+    # -- notifications from the facade and the shards -------------------------------------------------------
+
+    def workflow_changed(self, workflow_id: WorkflowId, state: WorkflowState | None) -> None:
+        self.natural.workflow_changed(workflow_id, state)
+
+    def workflow_deleted(self, workflow_id: WorkflowId) -> None:
+        self.natural.workflow_deleted(workflow_id)
+
+    async def backfill_changed(self, backfill: Backfill) -> None:
+        await self.backfills.backfill_changed(backfill)
+
+    def instance_finished(self, instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
+        self.backfills.instance_finished(instance, trigger_id)
+
+    async def tick(self) -> int:
+        """One natural-trigger tick and one backfill tick (tests drive time with these)."""
+        return await self.natural.tick() + await self.backfills.tick()

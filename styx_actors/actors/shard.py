@@ -1,0 +1,326 @@
+"""InstanceShard: hosts the virtual instance actors whose keys hash to it (Orleans-style placement).
+
+One Ray actor is one OS process, so instances are not Ray actors by default: a fixed set of shards hosts
+them, routed by a stable hash of the instance key. A shard owns, for its instances: the group committer,
+one timer heap (retry delays and state timeouts), the execution-id routing of runner progress, and the
+recovery of their snapshots from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from styx_actors.actors.committer import GroupCommitter
+from styx_actors.actors.instance import InstanceActor, NotActive
+from styx_actors.actors.loops import every
+from styx_actors.actors.resources import AcquireResult
+from styx_actors.clock import Clock
+from styx_actors.events import Event, TriggerExecution
+from styx_actors.model import (
+    GlobalConfig,
+    RunState,
+    State,
+    Trigger,
+    TriggerParameters,
+    Workflow,
+    WorkflowConfiguration,
+    WorkflowId,
+    WorkflowInstance,
+    WorkflowState,
+)
+from styx_actors.retry import RetryPolicy
+from styx_actors.runners.base import ExecutionStatus, Runner
+from styx_actors.settings import Settings
+from styx_actors.state_machine import new_instance_state
+from styx_actors.store.base import Store, StoreError, Transition
+from styx_actors.timeouts import TimeoutConfig
+from styx_actors.timeutil import to_millis
+
+log = logging.getLogger(__name__)
+
+# How often due timers (retry delays, state timeouts) are checked against the clock.
+TIMER_RESOLUTION = timedelta(milliseconds=50)
+
+
+def shard_index(instance_key: str, shard_count: int) -> int:
+    """Stable across processes and restarts (unlike Python's salted hash())."""
+    return zlib.crc32(instance_key.encode()) % shard_count
+
+
+class AlreadyActive(Exception):
+    """The instance is already triggered (reference §5.7)."""
+
+
+class ResourcesPort(Protocol):
+    async def acquire(self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]) -> AcquireResult: ...
+    async def release(self, holder: str) -> None: ...
+    async def restore(self, holder: str, resource_ids: list[str]) -> None: ...
+
+
+# (instance, trigger id, final state) of every instance that reached DONE or ERROR
+FinishedListener = Callable[[WorkflowInstance, str | None, State], None]
+
+
+@dataclass
+class _WorkflowCacheEntry:
+    found: tuple[Workflow, WorkflowState] | None
+    loaded_at: float
+
+
+@dataclass(order=True)
+class _Timer:
+    at_millis: int
+    seq: int
+    key: str = field(compare=False)
+    counter: int = field(compare=False)
+    kind: str = field(compare=False)
+
+
+class InstanceShard:
+    def __init__(
+        self,
+        index: int,
+        shard_count: int,
+        store: Store,
+        runner: Runner,
+        resources: ResourcesPort,
+        settings: Settings,
+        clock: Clock,
+        on_finished: FinishedListener | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.index = index
+        self.shard_count = shard_count
+        self._store = store
+        self._runner = runner
+        self._resources = resources
+        self._settings = settings
+        self._clock = clock
+        self._on_finished = on_finished
+        self.rng = rng or random.Random()
+        self.runner_id = settings.docker_runner_id
+        self.environment = settings.environment
+        self._committer = GroupCommitter(store)
+        self._retry_policy = RetryPolicy.from_settings(settings)
+        self._timeouts = TimeoutConfig.from_settings(settings)
+        self._actors: dict[str, InstanceActor] = {}
+        self._by_execution: dict[str, str] = {}
+        self._timers: list[_Timer] = []
+        self._timer_seq = itertools.count()
+        self._workflows: dict[str, _WorkflowCacheEntry] = {}
+        self._config = GlobalConfig()
+        self._loops: list[asyncio.Task[None]] = []
+        self.transitions = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover this shard's instances from the store, then start the timer and reconcile loops."""
+        self._config = await self._store.get_config()
+        await self.recover()
+        loop = asyncio.get_running_loop()
+        # Runners may report from their own threads (Docker's event stream): hop onto this loop.
+        self._runner.watch(lambda execution_id, status: loop.call_soon_threadsafe(self.runner_status, execution_id, status))
+        self._loops = [
+            asyncio.create_task(every(TIMER_RESOLUTION, self.fire_due_timers, self.rng, jitter=False)),
+            asyncio.create_task(every(self._settings.state_manager_tick_interval, self.reconcile, self.rng)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        self._loops = []
+
+    async def recover(self) -> int:
+        """Resume every active instance of this shard from its snapshot (timestamps preserved)."""
+        states = [
+            state
+            for state in await self._store.active_states()
+            if shard_index(state.workflow_instance.key(), self.shard_count) == self.index
+        ]
+        for state in states:
+            actor = InstanceActor(state, self)
+            self._actors[actor.key] = actor
+            if state.data.execution_id:
+                self._by_execution[state.data.execution_id] = actor.key
+        await self.report_holders()
+        for actor in list(self._actors.values()):
+            actor.run_handlers()
+            if actor.state.state in (State.SUBMITTED, State.RUNNING):
+                asyncio.create_task(actor.poll())
+        return len(states)
+
+    # -- commands -------------------------------------------------------------------------------------------
+
+    async def trigger(self, instance: WorkflowInstance, trigger: Trigger, parameters: TriggerParameters) -> RunState:
+        """Make the instance active (NEW -> QUEUED); AlreadyActive when it is."""
+        key = instance.key()
+        if key in self._actors:
+            raise AlreadyActive(key)
+        latest = await self._store.latest_event_counter(instance)
+        if key in self._actors:
+            raise AlreadyActive(key)
+        actor = InstanceActor(new_instance_state(instance, latest, self.now_millis()), self)
+        self._actors[key] = actor
+        try:
+            new_state = await actor.tell(TriggerExecution(trigger=trigger, parameters=parameters), insert=True)
+        except NotActive:
+            self._actors.pop(key, None)
+            raise AlreadyActive(key) from None
+        except BaseException:
+            self._actors.pop(key, None)
+            raise
+        assert new_state is not None
+        return new_state
+
+    async def send(self, instance: WorkflowInstance, event: Event) -> RunState | None:
+        """Deliver an event from outside (retry, halt, injected timeout); None when not active."""
+        actor = self._actors.get(instance.key())
+        if actor is None:
+            return None
+        try:
+            return await actor.tell(event)
+        except NotActive:
+            return None
+
+    def granted(self, holder: str, resource_ids: tuple[str, ...]) -> None:
+        actor = self._actors.get(holder)
+        if actor is None:
+            asyncio.create_task(self._resources.release(holder))
+        else:
+            actor.granted(resource_ids)
+
+    async def report_holders(self) -> None:
+        """Tell the resource broker which permits this shard's instances hold (after the broker restarted)."""
+        for actor in list(self._actors.values()):
+            state = actor.state
+            if state.state.consumes_resources and state.data.resource_ids is not None:
+                await self._resources.restore(actor.key, list(state.data.resource_ids))
+
+    def set_global_config(self, config: GlobalConfig) -> None:
+        self._config = config
+
+    def forget_workflow(self, workflow_id: WorkflowId) -> None:
+        """Drop the cached configuration of a changed or deleted workflow."""
+        self._workflows.pop(workflow_id.key(), None)
+
+    def active_count(self) -> int:
+        return len(self._actors)
+
+    def state_of(self, instance: WorkflowInstance) -> RunState | None:
+        actor = self._actors.get(instance.key())
+        return actor.state if actor else None
+
+    # -- periodic work --------------------------------------------------------------------------------------
+
+    def fire_due_timers(self) -> None:
+        now = self.now_millis()
+        while self._timers and self._timers[0].at_millis <= now:
+            timer = heapq.heappop(self._timers)
+            actor = self._actors.get(timer.key)
+            if actor is not None:
+                actor.timer_fired(timer.kind, timer.counter)
+
+    async def reconcile(self) -> None:
+        """Styx's state-manager tick: re-run handlers and poll executions, so nothing is ever stranded."""
+        for actor in list(self._actors.values()):
+            if not actor.active:
+                continue
+            if actor.state.state in (State.SUBMITTED, State.RUNNING):
+                await actor.poll()
+            elif actor.state.state is not State.QUEUED or not actor.state.data.retry_delay_millis:
+                actor.run_handlers()
+
+    # -- InstanceHost -------------------------------------------------------------------------------------
+
+    def now_millis(self) -> int:
+        return to_millis(self._clock.now())
+
+    async def persist(self, state: RunState, event_json: str, insert: bool) -> bool:
+        transition = Transition(state=state, event_json=event_json, insert=insert)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StoreError),
+            wait=wait_exponential(multiplier=0.05, max=5),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._committer.commit(transition)
+        raise AssertionError("unreachable")
+
+    def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None:
+        self.transitions += 1
+        if not new.state.consumes_resources and (old.state.consumes_resources or new.state is not State.QUEUED):
+            asyncio.create_task(self._resources.release(actor.key))
+        old_execution = old.data.execution_id
+        if old_execution and old_execution != new.data.execution_id:
+            self._by_execution.pop(old_execution, None)
+        if new.data.execution_id and new.state in (State.SUBMITTING, State.SUBMITTED, State.RUNNING):
+            self._by_execution[new.data.execution_id] = actor.key
+        if old.state in (State.SUBMITTING, State.SUBMITTED, State.RUNNING) and new.state in (State.FAILED, State.ERROR):
+            if old_execution:  # halted or timed out while running: the container must not keep running
+                asyncio.create_task(self._runner.stop(old_execution))
+        if new.state.is_terminal:
+            self._actors.pop(actor.key, None)
+            if new.data.execution_id:
+                self._by_execution.pop(new.data.execution_id, None)
+            if self._on_finished is not None:
+                self._on_finished(new.workflow_instance, new.data.trigger_id, new.state)
+
+    def schedule(self, actor: InstanceActor, at_millis: int, kind: str) -> None:
+        heapq.heappush(self._timers, _Timer(at_millis, next(self._timer_seq), actor.key, actor.state.counter, kind))
+
+    def global_enabled(self) -> bool:
+        return self._config.enabled
+
+    def requeue_delay_millis(self) -> int:
+        low = int(self._settings.global_disabled_min_delay.total_seconds() * 1000)
+        high = int(self._settings.global_disabled_max_delay.total_seconds() * 1000)
+        return self.rng.randrange(low, max(high, low + 1))
+
+    async def workflow(self, actor: InstanceActor, fresh: bool) -> tuple[Workflow, WorkflowState] | None:
+        workflow_id = actor.state.workflow_instance.workflow_id
+        key = workflow_id.key()
+        entry = self._workflows.get(key)
+        ttl = self._settings.workflow_cache_ttl.total_seconds()
+        if fresh or entry is None or time.monotonic() - entry.loaded_at > ttl:
+            found = await self._store.get_workflow(workflow_id)
+            entry = _WorkflowCacheEntry(found, time.monotonic())
+            self._workflows[key] = entry
+        return entry.found
+
+    async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult:
+        instance = actor.state.workflow_instance
+        return await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
+
+    def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event:
+        return self._retry_policy.decide(state, config.retry_condition if config else None, self.rng)
+
+    def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int:
+        return self._timeouts.deadline_millis(state, config.running_timeout if config else None)
+
+    def max_running_timeout(self) -> timedelta:
+        return self._timeouts.max_running_timeout_for_validation()
+
+    async def start_execution(self, actor: InstanceActor) -> None:
+        await self._runner.start(actor.spec())
+
+    async def execution_status(self, execution_id: str) -> ExecutionStatus:
+        return await self._runner.status(execution_id)
+
+    def runner_status(self, execution_id: str, status: ExecutionStatus) -> None:
+        key = self._by_execution.get(execution_id)
+        actor = self._actors.get(key) if key else None
+        if actor is not None:
+            actor.runner_status(execution_id, status)

@@ -1,0 +1,443 @@
+"""DockerRunner: every execution is one container on a Docker Engine, driven through docker-py (§9.4).
+
+- The container's name is the execution id, so starting an execution twice never makes a second container.
+- Labels carry the instance and an installation id; this runner sees and touches only containers with its
+  own installation label, so several installations can share one engine.
+- Progress comes from the engine's event stream (a background thread, reconnecting when the stream breaks,
+  reconciling the full picture on every connect) and `owned_executions()` for a periodic reconcile.
+- docker-py is synchronous: every call runs in a thread of this runner's own pool, bounded by the
+  client's per-request timeout (settings.docker_call_timeout), so one stuck call never blocks the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound as EngineNotFound
+from docker.types import Mount
+from docker.types.daemon import CancellableStream
+from docker.utils import kwargs_from_env
+
+from styx_actors.clock import Clock, SystemClock
+from styx_actors.runners.base import (
+    TERMINATION_LOG_PATH,
+    TERMINATION_MESSAGE_LIMIT,
+    ExecutionStatus,
+    Exited,
+    Failed,
+    NotFound,
+    Pending,
+    Running,
+    RunnerError,
+    RunSpec,
+    StatusListener,
+    StatusListeners,
+    termination_exit_code,
+)
+from styx_actors.settings import Settings
+from styx_actors.timeutil import UTC
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_ENGINE_URL = "unix:///var/run/docker.sock"
+LABEL_INSTALLATION = "styx.installation"
+LABEL_RUNNER_ID = "styx.runner-id"
+LABEL_EXECUTION_ID = "styx.execution-id"
+LABEL_WORKFLOW_INSTANCE = "styx.workflow-instance"
+LABEL_COMPONENT_ID = "styx.component-id"
+LABEL_WORKFLOW_ID = "styx.workflow-id"
+LABEL_PARAMETER = "styx.parameter"
+LABEL_TRIGGER_TYPE = "styx.trigger-type"
+LABEL_TRIGGER_ID = "styx.trigger-id"
+LABEL_TERMINATION_LOGGING = "styx.termination-logging"
+
+# Docker's own rule for container names; it also keeps execution ids safe as file names.
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_MAX_PARALLEL_CALLS = 16
+_RUNNING_STATES = frozenset({"running", "paused", "restarting"})
+_WATCH_RETRY_MAX_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class _OwnedContainer:
+    execution_id: str
+    status: ExecutionStatus
+    created_at: datetime
+    finished_at: datetime | None  # None while running or when it never ran
+
+
+class DockerRunner:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.runner_id = settings.docker_runner_id
+        self.installation_id = settings.docker_installation_id
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        # DOCKER_HOST (and DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) as the docker CLI reads them; settings win.
+        self._client_kwargs: dict[str, Any] = kwargs_from_env()
+        if settings.docker_host:
+            self._client_kwargs["base_url"] = settings.docker_host
+        self.engine_url: str = self._client_kwargs.get("base_url") or DEFAULT_ENGINE_URL
+        self._termination_logs = settings.data_dir / "termination-logs"
+        self._api: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=_MAX_PARALLEL_CALLS, thread_name_prefix="docker-runner")
+        self._starts: dict[str, asyncio.Future[None]] = {}
+        self._listeners = StatusListeners()
+        self._watcher: threading.Thread | None = None
+        self._stream: CancellableStream | None = None
+        self._closed = threading.Event()
+
+    # -- Runner ---------------------------------------------------------------------------------------------
+
+    async def start(self, spec: RunSpec) -> None:
+        if not _CONTAINER_NAME.match(spec.execution_id):
+            raise RunnerError(f"Invalid execution id {spec.execution_id!r}: it must match {_CONTAINER_NAME.pattern}")
+        # Concurrent starts of one execution share one attempt (a state-manager tick may repeat a start).
+        pending = self._starts.get(spec.execution_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._start(spec))
+            self._starts[spec.execution_id] = pending
+            pending.add_done_callback(lambda _: self._starts.pop(spec.execution_id, None))
+        await asyncio.shield(pending)
+
+    async def status(self, execution_id: str) -> ExecutionStatus:
+        return await self._call(self._status_sync, execution_id)
+
+    async def stop(self, execution_id: str) -> None:
+        await self._call(self._stop_sync, execution_id)
+
+    async def owned_executions(self) -> dict[str, ExecutionStatus]:
+        owned = await self._call(self._owned_sync)
+        return {container.execution_id: container.status for container in owned}
+
+    def watch(self, listener: StatusListener) -> None:
+        self._listeners.add(listener)
+        with self._lock:
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch_events, name="docker-runner-events", daemon=True)
+                self._watcher.start()
+
+    async def logs(self, execution_id: str) -> str:
+        return await self._call(self._logs_sync, execution_id)
+
+    async def cleanup(self, wanted_execution_ids: set[str]) -> None:
+        """Remove containers nothing wants any more, once they are older than the grace period.
+
+        A finished container goes `container_grace_period` after it finished; a running or never-started
+        one that no active instance wants (halted while its stop failed, say) goes that long after it was
+        created, so a container started just after `wanted_execution_ids` was computed survives. The caller
+        must pass every execution id its active instances still use (SUBMITTING, SUBMITTED, RUNNING), and so
+        must not call this before it has recovered its instances after a restart.
+        """
+        if self._settings.keep_containers:
+            return
+        owned = await self._call(self._owned_sync)
+        deadline = self._clock.now() - self._settings.container_grace_period
+        for container in owned:
+            if container.execution_id in wanted_execution_ids:
+                continue
+            if (container.finished_at or container.created_at) <= deadline:
+                await self._call(self._remove_sync, container.execution_id)
+
+    async def close(self) -> None:
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            try:
+                stream.close()
+            except (OSError, DockerException):
+                pass  # already broken: the watcher sees `_closed` when it wakes
+        watcher = self._watcher
+        if watcher is not None:
+            await asyncio.to_thread(watcher.join, 10)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    # -- engine access --------------------------------------------------------------------------------------
+
+    def _client(self) -> docker.APIClient:
+        """Connect lazily (and again after a failure), so an engine that comes up later is found."""
+        with self._lock:
+            if self._api is None:
+                self._api = docker.APIClient(
+                    **self._client_kwargs,
+                    version="auto",
+                    timeout=int(self._settings.docker_call_timeout.total_seconds()),
+                    max_pool_size=_MAX_PARALLEL_CALLS + 1,  # + the event stream
+                )
+            return self._api
+
+    async def _call(self, fn: Callable[..., T], *args: Any, timeout: timedelta | None = None) -> T:
+        """Run a blocking docker-py call in the pool; engine failures become RunnerErrors with clear messages."""
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._translating_errors, fn, *args)
+        if timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, timeout.total_seconds())
+        except TimeoutError:
+            raise RunnerError(f"Docker Engine at {self.engine_url} did not finish within {timeout}") from None
+
+    def _translating_errors(self, fn: Callable[..., T], *args: Any) -> T:
+        """A dead or silent engine reads as a RunnerError naming the engine."""
+        try:
+            return fn(*args)
+        except (RunnerError, ImageNotFound):
+            raise
+        except requests.exceptions.ConnectionError as exc:
+            raise RunnerError(f"Docker Engine not reachable at {self.engine_url}: {exc}") from None
+        except requests.exceptions.Timeout as exc:
+            timeout = self._settings.docker_call_timeout
+            raise RunnerError(f"Docker Engine at {self.engine_url} did not answer within {timeout}: {exc}") from None
+        except APIError as exc:
+            raise RunnerError(f"Docker Engine at {self.engine_url} failed: {exc.explanation}") from None
+        except DockerException as exc:  # raised while connecting: "Error while fetching server API version"
+            raise RunnerError(f"Docker Engine not reachable at {self.engine_url}: {exc}") from None
+
+    # -- start ----------------------------------------------------------------------------------------------
+
+    async def _start(self, spec: RunSpec) -> None:
+        try:
+            await self._call(self._create_and_start, spec)
+        except ImageNotFound:
+            await self._call(self._pull, spec.image_reference, timeout=self._settings.image_pull_timeout)
+            await self._call(self._create_and_start, spec)
+
+    def _create_and_start(self, spec: RunSpec) -> None:
+        api = self._client()
+        log_file = self._termination_log(spec.execution_id) if spec.termination_logging else None
+        if log_file is not None:
+            # Never truncate: a repeated start must not wipe what a running container wrote.
+            log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            log_file.touch(exist_ok=True)
+            log_file.chmod(0o666)  # any container user may write it; the directory keeps host users out
+        try:
+            api.create_container(
+                image=spec.image_reference,
+                command=list(spec.args) or None,  # no args: the image's own CMD
+                name=spec.execution_id,
+                environment=dict(spec.env),
+                labels=self._labels(spec),
+                user=self._settings.container_user or "",
+                host_config=self._host_config(api, log_file),
+            )
+        except APIError as exc:
+            if exc.status_code == 409:  # a container with this name exists: this execution was started
+                self._resume_existing(api, spec.execution_id)
+                return
+            if log_file is not None:
+                log_file.unlink(missing_ok=True)
+            if isinstance(exc, ImageNotFound):
+                raise
+            if exc.status_code == 400 and "reference format" in str(exc.explanation):
+                raise RunnerError(f"Invalid image name {spec.image}: {exc.explanation}") from None
+            raise RunnerError(f"Failed to create container {spec.execution_id}: {exc.explanation}") from None
+        self._start_container(api, spec.execution_id)
+
+    def _resume_existing(self, api: docker.APIClient, execution_id: str) -> None:
+        info = self._inspect_owned(api, execution_id)
+        if info is None:
+            raise RunnerError(f"A container named {execution_id} exists that this installation does not own")
+        # Start only one that never ran: starting an exited container would run the execution again.
+        if info["State"]["Status"] == "created":
+            self._start_container(api, execution_id)
+
+    def _start_container(self, api: docker.APIClient, execution_id: str) -> None:
+        try:
+            api.start(execution_id)
+        except APIError as exc:
+            raise RunnerError(f"Failed to start container {execution_id}: {exc.explanation}") from None
+
+    def _pull(self, image: str) -> None:
+        try:
+            for progress in self._client().pull(image, stream=True, decode=True):
+                if "error" in progress:
+                    raise RunnerError(f"Failed to pull image {image}: {progress['error']}")
+        except APIError as exc:
+            raise RunnerError(f"Failed to pull image {image}: {exc.explanation}") from None
+
+    def _labels(self, spec: RunSpec) -> dict[str, str]:
+        return {
+            LABEL_INSTALLATION: self.installation_id,
+            LABEL_RUNNER_ID: self.runner_id,
+            LABEL_EXECUTION_ID: spec.execution_id,
+            LABEL_WORKFLOW_INSTANCE: spec.instance.key(),
+            LABEL_COMPONENT_ID: spec.instance.workflow_id.component_id,
+            LABEL_WORKFLOW_ID: spec.instance.workflow_id.id,
+            LABEL_PARAMETER: spec.instance.parameter,
+            LABEL_TRIGGER_TYPE: spec.trigger.type.value,
+            LABEL_TRIGGER_ID: spec.trigger.trigger_id,
+            LABEL_TERMINATION_LOGGING: "true" if spec.termination_logging else "false",
+        }
+
+    def _host_config(self, api: docker.APIClient, log_file: Path | None) -> dict[str, Any]:
+        settings = self._settings
+        cpus = settings.container_cpu_limit
+        return api.create_host_config(
+            mounts=[Mount(target=TERMINATION_LOG_PATH, source=str(log_file), type="bind")] if log_file else None,
+            mem_limit=settings.container_memory_limit,
+            nano_cpus=int(cpus * 1e9) if cpus else None,
+            network_mode=settings.container_network,
+            security_opt=["no-new-privileges"],
+            privileged=False,
+        )
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def _inspect_owned(self, api: docker.APIClient, execution_id: str) -> dict[str, Any] | None:
+        """The container of this execution, if it exists and belongs to this installation."""
+        try:
+            info = api.inspect_container(execution_id)
+        except EngineNotFound:
+            return None
+        labels = info["Config"].get("Labels") or {}
+        if labels.get(LABEL_INSTALLATION) != self.installation_id or labels.get(LABEL_EXECUTION_ID) != execution_id:
+            return None
+        return info
+
+    def _status_sync(self, execution_id: str) -> ExecutionStatus:
+        info = self._inspect_owned(self._client(), execution_id)
+        return NotFound() if info is None else self._status_of(execution_id, info)
+
+    def _status_of(self, execution_id: str, info: dict[str, Any]) -> ExecutionStatus:
+        state = info["State"]
+        status = state["Status"]
+        if status == "created":
+            error = state.get("Error")
+            return Failed(f"Failed to start container {execution_id}: {error}") if error else Pending()
+        if status in _RUNNING_STATES:
+            return Running()
+        logging_on = (info["Config"].get("Labels") or {}).get(LABEL_TERMINATION_LOGGING) == "true"
+        message = self._read_termination_log(execution_id) if logging_on else None
+        exit_code = termination_exit_code(state.get("ExitCode"), logging_on, message)
+        return Exited(exit_code=exit_code, oom=bool(state.get("OOMKilled")))
+
+    def _owned_sync(self) -> list[_OwnedContainer]:
+        api = self._client()
+        owned = []
+        for summary in api.containers(all=True, filters={"label": f"{LABEL_INSTALLATION}={self.installation_id}"}):
+            execution_id = (summary.get("Labels") or {}).get(LABEL_EXECUTION_ID)
+            if not execution_id:
+                continue
+            created_at = datetime.fromtimestamp(summary["Created"], tz=UTC)
+            if summary["State"] in _RUNNING_STATES:
+                owned.append(_OwnedContainer(execution_id, Running(), created_at, None))
+                continue
+            info = self._inspect_owned(api, execution_id)
+            if info is not None:  # None: removed since the listing
+                finished_at = _engine_time(info["State"].get("FinishedAt"))
+                owned.append(_OwnedContainer(execution_id, self._status_of(execution_id, info), created_at, finished_at))
+        return owned
+
+    def _logs_sync(self, execution_id: str) -> str:
+        api = self._client()
+        if self._inspect_owned(api, execution_id) is None:
+            raise RunnerError(f"No container for execution {execution_id}")
+        try:
+            return api.logs(execution_id, stdout=True, stderr=True).decode("utf-8", errors="replace")
+        except EngineNotFound:
+            raise RunnerError(f"No container for execution {execution_id}") from None
+
+    # -- stop and removal -----------------------------------------------------------------------------------
+
+    def _stop_sync(self, execution_id: str) -> None:
+        api = self._client()
+        info = self._inspect_owned(api, execution_id)
+        if info is None or info["State"]["Status"] not in _RUNNING_STATES:
+            return
+        try:
+            api.stop(execution_id, timeout=int(self._settings.container_stop_timeout.total_seconds()))
+        except APIError as exc:
+            if exc.status_code not in (404, 409):  # gone or not running: the goal is reached
+                raise RunnerError(f"Failed to stop container {execution_id}: {exc.explanation}") from None
+
+    def _remove_sync(self, execution_id: str) -> None:
+        try:
+            self._client().remove_container(execution_id, force=True)
+        except EngineNotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise RunnerError(f"Failed to remove container {execution_id}: {exc.explanation}") from None
+        self._termination_log(execution_id).unlink(missing_ok=True)
+
+    # -- termination log ------------------------------------------------------------------------------------
+
+    def _termination_log(self, execution_id: str) -> Path:
+        return self._termination_logs / execution_id
+
+    def _read_termination_log(self, execution_id: str) -> str | None:
+        try:
+            with self._termination_log(execution_id).open("rb") as file:
+                return file.read(TERMINATION_MESSAGE_LIMIT).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
+    # -- event stream ---------------------------------------------------------------------------------------
+
+    def _watch_events(self) -> None:
+        """Follow the engine's container events until closed; on every (re)connect, publish the full picture."""
+        retry_delay = 0.1
+        while not self._closed.is_set():
+            try:
+                stream = self._client().events(
+                    decode=True,
+                    filters={
+                        "type": "container",
+                        "label": f"{LABEL_INSTALLATION}={self.installation_id}",
+                        "event": ["start", "die", "destroy"],
+                    },
+                )
+                self._stream = stream
+                if self._closed.is_set():  # close() ran before the stream existed
+                    stream.close()
+                    break
+                # Subscribed first, listed second: nothing falls between the two.
+                for container in self._owned_sync():
+                    self._listeners.publish(container.execution_id, container.status)
+                retry_delay = 0.1
+                for event in stream:
+                    self._on_event(event)
+            except Exception:  # the engine went away or the stream broke: reconnect
+                if not self._closed.is_set():
+                    log.warning("Docker event stream from %s broke; reconnecting", self.engine_url, exc_info=True)
+            self._closed.wait(retry_delay)
+            retry_delay = min(retry_delay * 2, _WATCH_RETRY_MAX_SECONDS)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        execution_id = attributes.get(LABEL_EXECUTION_ID)
+        if not execution_id:
+            return
+        action = event.get("Action")
+        if action == "start":
+            self._listeners.publish(execution_id, Running())
+        elif action == "die":  # inspect: the exit code depends on the termination log and OOM state
+            self._listeners.publish(execution_id, self._status_sync(execution_id))
+        elif action == "destroy":
+            self._listeners.forget(execution_id)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _engine_time(text: str | None) -> datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds; `0001-01-01T00:00:00Z` means never."""
+    if not text or text.startswith("0001-"):
+        return None
+    return datetime.fromisoformat(_FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1))

@@ -1,0 +1,92 @@
+"""What every backend stores the same way: the serialised records, the state patch, and the commit rule.
+
+Backends differ in layout (tables or keys) but never in what a record looks like or in which transitions
+they accept, so both live here once. The Redis commit script mirrors `transition_outcome` in Lua.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from styx_actors.model import RunState, Workflow, WorkflowInstance, WorkflowState, WorkflowStatePatch, WorkflowWithState
+from styx_actors.store.base import StoredEvent, Transition
+
+
+def encode_run_state(state: RunState) -> str:
+    return state.model_dump_json()
+
+
+def decode_run_state(text: str | bytes) -> RunState:
+    return RunState.model_validate_json(text)
+
+
+def encode_workflow(workflow: Workflow, state: WorkflowState) -> str:
+    return WorkflowWithState(workflow=workflow, state=state).model_dump_json()
+
+
+def decode_workflow(text: str | bytes) -> tuple[Workflow, WorkflowState]:
+    record = WorkflowWithState.model_validate_json(text)
+    return record.workflow, record.state
+
+
+def state_patch_json(patch: WorkflowStatePatch) -> dict[str, Any]:
+    """The JSON form of the fields sent in `patch`; an explicit null resets the field to its default."""
+    defaults = WorkflowState()
+    values = {name: getattr(patch, name) for name in patch.model_fields_set}
+    values = {name: getattr(defaults, name) if value is None else value for name, value in values.items()}
+    return WorkflowState(**values).model_dump(mode="json", include=set(values))
+
+
+def apply_state_patch(state: WorkflowState, patch: WorkflowStatePatch) -> WorkflowState:
+    return WorkflowState.model_validate({**state.model_dump(mode="json"), **state_patch_json(patch)})
+
+
+def instance_sort_key(state: RunState) -> tuple[str, str, str]:
+    """Instances sort by (component, workflow, parameter): unlike the `c#w#p` string, this never lets a `#`
+    inside an id reorder them. Python, SQLite (BINARY) and Redis (memcmp on UTF-8) agree on this order."""
+    instance = state.workflow_instance
+    return instance.workflow_id.component_id, instance.workflow_id.id, instance.parameter
+
+
+def instance_parts(instance: WorkflowInstance) -> tuple[str, str, str]:
+    return instance.workflow_id.component_id, instance.workflow_id.id, instance.parameter
+
+
+def stored_event(transition: Transition) -> StoredEvent:
+    """The event log entry a transition writes: the counter and timestamp are those of its new state."""
+    return StoredEvent(
+        counter=transition.state.counter, timestamp=transition.state.timestamp, event_json=transition.event_json
+    )
+
+
+class Outcome(enum.Enum):
+    WRITE = "write"
+    ALREADY_WRITTEN = "already written"
+    REFUSED = "refused"
+
+
+def transition_outcome(
+    transition: Transition, active_counter: int | None, latest_event: StoredEvent | None
+) -> Outcome:
+    """Whether `transition` is written, given the instance's stored snapshot counter (None when it is not
+    active) and the last entry of its event log.
+
+    - A transition whose event already is the last one in the log (same counter, timestamp and JSON) was
+      written by an earlier attempt whose reply was lost: it counts as written and writes nothing again, so
+      retrying a failed commit is safe.
+    - Otherwise its counter must be above every stored event counter, so the log stays strictly ordered and
+      is never overwritten (an insert computed from an outdated `latest_event_counter` is stale too).
+    - An insert needs the instance to be inactive; any other transition needs an active snapshot with a
+      lower counter, so a zombie writer can never roll an instance back.
+    """
+    if latest_event is not None and latest_event == stored_event(transition):
+        return Outcome.ALREADY_WRITTEN
+    counter = transition.state.counter
+    if latest_event is not None and counter <= latest_event.counter:
+        return Outcome.REFUSED
+    if transition.insert:
+        accepted = active_counter is None
+    else:
+        accepted = active_counter is not None and counter > active_counter
+    return Outcome.WRITE if accepted else Outcome.REFUSED

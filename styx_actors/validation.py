@@ -1,0 +1,155 @@
+"""Workflow validation with Styx's messages, in Styx's order (reference §1.5).
+
+`workflow_errors` runs every numbered check of §1.5 except the Flyte ones (18, 21: Flyte is out of scope
+and the model has no Flyte configuration). Check 22, the extended check used by the API and the scheduler,
+runs only when a maximum running timeout is given; the CLI validates without it.
+
+Lengths are counted as Java counts them (UTF-16 code units), so limits and the numbers in messages match
+Styx also for text outside the Basic Multilingual Plane.
+
+Rules beyond Styx (they only add messages after Styx's, never change or reorder them):
+- Fields Styx leaves unbounded are capped at EXTRA_FIELD_LENGTH_LIMIT characters, because each is stored
+  and echoed back: `docker image too long`, `schedule too long`, `deployment source repository too long`
+  and `deployment source too long`, with Styx's `<msg>: <value>, limit = <limit>` form. A real image
+  reference (≤ 255-character repository, ≤ 128-character tag, a digest, a ≤ 253-character host) and any
+  sensible cron expression fit well within the cap.
+- Env keys and values and docker args are strings by construction (the model converts scalars and refuses
+  anything else), so no check is needed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+
+from styx_actors.docker_image import image_errors
+from styx_actors.model import Workflow
+from styx_actors.retry_condition import RetryConditionSyntaxError, parse_retry_condition
+from styx_actors.schedule import Offset, Schedule
+from styx_actors.timeutil import format_duration
+
+MAX_ID_LENGTH = 256
+MAX_COMMIT_SHA_LENGTH = 256
+MAX_SERVICE_ACCOUNT_LENGTH = 256
+MAX_RESOURCES = 5
+MAX_ENV_VARS = 128
+MAX_ENV_SIZE = 16 * 1024
+MAX_RETRY_CONDITION_LENGTH = 256
+MAX_RESOURCE_LENGTH = 256
+MAX_DOCKER_ARGS_TOTAL = 1_000_000
+MIN_RUNNING_TIMEOUT = timedelta(minutes=1)
+EXTRA_FIELD_LENGTH_LIMIT = 1024
+
+# Styx's regex, matched against the whole text: `$` would also accept a trailing newline. ASCII keeps
+# case-insensitive [a-z] from matching the Kelvin sign and the long s, as Java's default does.
+_SERVICE_ACCOUNT_EMAIL = re.compile(
+    r"[_A-Za-z0-9+-]+(\.[_A-Za-z0-9-]+)*@[A-Za-z0-9-]+(\.[A-Za-z0-9]+)*(\.[A-Za-z]{2,})",
+    re.IGNORECASE | re.ASCII,
+)
+
+ERROR_PREFIX = "Invalid workflow configuration: "
+
+
+class WorkflowValidationError(ValueError):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(format_errors_bracketed(errors))
+        self.errors = errors
+
+
+def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = None) -> list[str]:
+    """Every problem with `workflow`, in §1.5 order; empty when it is valid."""
+    cfg = workflow.configuration
+    errors: list[str] = []
+
+    if not workflow.component_id:
+        errors.append("component id cannot be empty")
+    elif "#" in workflow.component_id:
+        errors.append("component id cannot contain #")
+    if not workflow.workflow_id:
+        errors.append("workflow id cannot be empty")
+    if workflow.workflow_id != cfg.id:
+        errors.append("workflow id mismatch")
+
+    _upper_limit(errors, _java_length(cfg.id), MAX_ID_LENGTH, "id too long")
+    _upper_limit(errors, _java_length(cfg.commit_sha), MAX_COMMIT_SHA_LENGTH, "commitSha too long")
+    _upper_limit(errors, _java_length(cfg.service_account), MAX_SERVICE_ACCOUNT_LENGTH, "service account too long")
+    _upper_limit(errors, len(cfg.resources), MAX_RESOURCES, "too many resources")
+    _upper_limit(errors, len(cfg.env), MAX_ENV_VARS, "too many env vars")
+    env_size = sum(_java_length(key) + _java_length(value) for key, value in cfg.env.items())
+    _upper_limit(errors, env_size, MAX_ENV_SIZE, "env too big")
+    _upper_limit(errors, _java_length(cfg.retry_condition), MAX_RETRY_CONDITION_LENGTH, "retry condition too long")
+    for resource in cfg.resources:
+        _upper_limit(errors, _java_length(resource), MAX_RESOURCE_LENGTH, "resource name too long")
+
+    if cfg.offset is not None:
+        try:
+            Offset.parse(cfg.offset)
+        except ValueError as exc:
+            errors.append(f"invalid offset: {exc}")
+    try:
+        Schedule.parse(cfg.schedule)
+    except ValueError:
+        errors.append("invalid schedule")
+
+    if cfg.running_timeout is not None and cfg.running_timeout < MIN_RUNNING_TIMEOUT:
+        errors.append(_limit_message("running timeout is too small", cfg.running_timeout, MIN_RUNNING_TIMEOUT))
+    if cfg.service_account is not None and not _SERVICE_ACCOUNT_EMAIL.fullmatch(cfg.service_account):
+        errors.append(f"service account is not a valid email address: {cfg.service_account}")
+    if cfg.retry_condition is not None:
+        try:
+            parse_retry_condition(cfg.retry_condition)
+        except RetryConditionSyntaxError as exc:
+            errors.append(f"invalid retry condition: {exc}")
+
+    if cfg.docker_args is not None:
+        args_size = len(cfg.docker_args) + sum(_java_length(arg) for arg in cfg.docker_args)
+        _upper_limit(errors, args_size, MAX_DOCKER_ARGS_TOTAL, "docker args is too large")
+    if cfg.docker_image is not None:
+        errors.extend(f"invalid image: {reason}" for reason in image_errors(cfg.docker_image))
+
+    if max_running_timeout is not None and cfg.running_timeout is not None and cfg.running_timeout > max_running_timeout:
+        errors.append(_limit_message("running timeout is too big", cfg.running_timeout, max_running_timeout))
+
+    _upper_limit(errors, _java_length(cfg.docker_image), EXTRA_FIELD_LENGTH_LIMIT, "docker image too long")
+    _upper_limit(errors, _java_length(cfg.schedule), EXTRA_FIELD_LENGTH_LIMIT, "schedule too long")
+    if cfg.deployment_source is not None:
+        source = cfg.deployment_source
+        _upper_limit(
+            errors, _java_length(source.repository), EXTRA_FIELD_LENGTH_LIMIT, "deployment source repository too long"
+        )
+        _upper_limit(errors, _java_length(source.source), EXTRA_FIELD_LENGTH_LIMIT, "deployment source too long")
+    return errors
+
+
+def validate_workflow(workflow: Workflow, max_running_timeout: timedelta | None = None) -> None:
+    """Raise WorkflowValidationError listing every problem, if there is any."""
+    errors = workflow_errors(workflow, max_running_timeout)
+    if errors:
+        raise WorkflowValidationError(errors)
+
+
+def format_errors_bracketed(errors: Iterable[str]) -> str:
+    """The workflow POST form: `Invalid workflow configuration: [e1, e2]`."""
+    return f"{ERROR_PREFIX}[{', '.join(errors)}]"
+
+
+def format_errors_plain(errors: Iterable[str]) -> str:
+    """The trigger and backfill form: `Invalid workflow configuration: e1, e2`."""
+    return ERROR_PREFIX + ", ".join(errors)
+
+
+def _java_length(text: str | None) -> int:
+    """Java's String.length(): UTF-16 code units (a character outside the BMP counts twice); 0 for None."""
+    if text is None:
+        return 0
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _upper_limit(errors: list[str], value: int, limit: int, message: str) -> None:
+    if value > limit:
+        errors.append(f"{message}: {value}, limit = {limit}")
+
+
+def _limit_message(message: str, value: timedelta, limit: timedelta) -> str:
+    return f"{message}: {format_duration(value)}, limit = {format_duration(limit)}"
