@@ -61,7 +61,7 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
 # Longest alternatives first. `&`, `|` and `=` alone are not operators here.
-_SYMBOLS = ("==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "+", "-", "*", "/", "%", "(", ")")
+_SYMBOL = re.compile(r"==|!=|<=|>=|&&|\|\||[<>!+\-*/%()]")
 _WORD_OPERATORS = {
     "and": "&&", "or": "||", "not": "!",
     "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
@@ -109,9 +109,9 @@ class _Kind(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class _Token:
     kind: _Kind
-    text: str  # operators are normalised to their symbol (`and` ⇒ `&&`)
+    text: str  # as written
     position: int
-    value: object = None
+    value: object = None  # a literal's value, a name, or an operator's symbol (`and` ⇒ `&&`)
 
     def describe(self) -> str:
         return "the end of the expression" if self.kind is _Kind.END else f"'{self.text}'"
@@ -136,26 +136,26 @@ def _tokenize(text: str) -> list[_Token]:
             name = _IDENTIFIER.match(text, pos + 1)
             if name is None:
                 raise RetryConditionSyntaxError("expected a variable name after '#'", pos)
-            tokens.append(_Token(_Kind.VARIABLE, name.group(), pos, name.group()))
+            tokens.append(_Token(_Kind.VARIABLE, "#" + name.group(), pos, name.group()))
             pos = name.end()
         elif name := _IDENTIFIER.match(text, pos):
             word = name.group()
             lowered = word.lower()
             if lowered in _WORD_OPERATORS:
-                tokens.append(_Token(_Kind.OPERATOR, _WORD_OPERATORS[lowered], pos))
+                tokens.append(_Token(_Kind.OPERATOR, word, pos, _WORD_OPERATORS[lowered]))
             elif lowered in _WORD_LITERALS:
                 tokens.append(_Token(_Kind.LITERAL, word, pos, _WORD_LITERALS[lowered]))
             else:
                 tokens.append(_Token(_Kind.NAME, word, pos, word))
             pos = name.end()
         else:
-            symbol = next((s for s in _SYMBOLS if text.startswith(s, pos)), None)
+            symbol = _SYMBOL.match(text, pos)
             if symbol is None:
                 if char == "=":
                     raise RetryConditionSyntaxError("assignment '=' is not supported (use '==' to compare)", pos)
                 raise RetryConditionSyntaxError(f"unexpected character {char!r}", pos)
-            tokens.append(_Token(_Kind.OPERATOR, symbol, pos))
-            pos += len(symbol)
+            tokens.append(_Token(_Kind.OPERATOR, symbol.group(), pos, symbol.group()))
+            pos = symbol.end()
     tokens.append(_Token(_Kind.END, "", len(text)))
     return tokens
 
@@ -303,7 +303,7 @@ class _Parser:
 
     def _take_operator(self, operators: tuple[str, ...]) -> _Token | None:
         token = self._peek()
-        if token.kind is _Kind.OPERATOR and token.text in operators:
+        if token.kind is _Kind.OPERATOR and token.value in operators:
             self._index += 1
             return token
         return None
@@ -326,7 +326,7 @@ class _Parser:
         if token is None:
             return left
         comparison = _build(_Binary, token, left, self._binary(0))
-        if self._peek().kind is _Kind.OPERATOR and self._peek().text in _COMPARISONS:
+        if self._peek().kind is _Kind.OPERATOR and self._peek().value in _COMPARISONS:
             raise RetryConditionSyntaxError("comparisons cannot be chained", self._peek().position)
         return comparison
 
@@ -344,7 +344,7 @@ class _Parser:
             prefixes.append(token)
         node = self._primary()
         for token in reversed(prefixes):
-            node = _checked_depth(_Unary(token.text, node, node.depth + 1), token)
+            node = _checked_depth(_Unary(str(token.value), node, node.depth + 1), token)
         return node
 
     def _primary(self) -> _Node:
@@ -353,10 +353,10 @@ class _Parser:
         if token.kind is _Kind.LITERAL:
             return _Literal(token.value)
         if token.kind is _Kind.VARIABLE:
-            return _Variable(token.text)
+            return _Variable(str(token.value))
         if token.kind is _Kind.NAME:
-            return _RootProperty(token.text)
-        if token.kind is _Kind.OPERATOR and token.text == "(":
+            return _RootProperty(str(token.value))
+        if token.kind is _Kind.OPERATOR and token.value == "(":
             if self._parentheses == MAX_PARENTHESES:
                 raise RetryConditionSyntaxError(
                     f"parentheses are nested more than {MAX_PARENTHESES} levels deep", token.position
@@ -373,7 +373,7 @@ class _Parser:
 
 
 def _build(node_type: type[_Binary] | type[_Logical], token: _Token, left: _Node, right: _Node) -> _Node:
-    return _checked_depth(node_type(token.text, left, right, max(left.depth, right.depth) + 1), token)
+    return _checked_depth(node_type(str(token.value), left, right, max(left.depth, right.depth) + 1), token)
 
 
 def _checked_depth(node: _Node, token: _Token) -> _Node:

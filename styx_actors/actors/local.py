@@ -5,10 +5,14 @@ The same actor classes run on Ray through cluster/ray_system.py; only the ports 
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 from styx_actors.actors.commands import Commands
+from styx_actors.actors.janitor import clean_up_executions
+from styx_actors.actors.loops import every
 from styx_actors.actors.ports import InstanceRouter, LocalPort
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
@@ -18,6 +22,9 @@ from styx_actors.runners.base import Runner
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
 from styx_actors.timeouts import TimeoutConfig
+
+# Styx's pod cleanup loop runs every 60 s.
+CLEANUP_INTERVAL = timedelta(seconds=60)
 
 
 async def load_resource_limits(broker: ResourceBroker, store: Store) -> None:
@@ -33,6 +40,8 @@ class LocalActorSystem:
     broker: ResourceBroker
     scheduler: Scheduler
     commands: Commands
+    runner: Runner
+    janitor: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -62,9 +71,13 @@ class LocalActorSystem:
         for shard in shards:
             await shard.start()
         await scheduler.start(run_loops=run_scheduler_loops)
-        return cls(store, shards, broker, scheduler, commands)
+        janitor = asyncio.create_task(every(CLEANUP_INTERVAL, lambda: clean_up_executions(store, runner), rng))
+        return cls(store, shards, broker, scheduler, commands, runner, janitor)
 
     async def stop(self) -> None:
+        """Stop every loop; the store and runner stay open (their owner closes them)."""
+        if self.janitor is not None:
+            self.janitor.cancel()
         await self.scheduler.stop()
         for shard in self.shards:
             await shard.stop()

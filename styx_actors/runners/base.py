@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from docker.utils import parse_repository_tag
-
+from styx_actors.docker_image import with_default_tag
 from styx_actors.events import Event, RunError, Started, Terminate
 from styx_actors.execution import substitute_parameter
 from styx_actors.model import RunState, State, Trigger, WorkflowInstance
@@ -52,13 +51,8 @@ class RunSpec:
 
     @property
     def image_reference(self) -> str:
+        """The image to run: `:latest` added when none is named. Raises InvalidImageReference."""
         return with_default_tag(self.image)
-
-
-def with_default_tag(image: str) -> str:
-    """`:latest` is added when the image names no tag and no digest (`localhost:5000/x` has a port, no tag)."""
-    _, tag = parse_repository_tag(image)
-    return image if tag else f"{image}:latest"
 
 
 def build_run_spec(run_state: RunState, environment: str) -> RunSpec:

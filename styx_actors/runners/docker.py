@@ -30,6 +30,7 @@ from docker.types.daemon import CancellableStream
 from docker.utils import kwargs_from_env
 
 from styx_actors.clock import Clock, SystemClock
+from styx_actors.docker_image import InvalidImageReference
 from styx_actors.runners.base import (
     TERMINATION_LOG_PATH,
     TERMINATION_MESSAGE_LIMIT,
@@ -213,12 +214,16 @@ class DockerRunner:
 
     async def _start(self, spec: RunSpec) -> None:
         try:
-            await self._call(self._create_and_start, spec)
+            image = spec.image_reference
+        except InvalidImageReference as exc:
+            raise RunnerError(f"Invalid image name {spec.image}: {', '.join(exc.reasons)}") from None
+        try:
+            await self._call(self._create_and_start, spec, image)
         except ImageNotFound:
-            await self._call(self._pull, spec.image_reference, timeout=self._settings.image_pull_timeout)
-            await self._call(self._create_and_start, spec)
+            await self._call(self._pull, image, timeout=self._settings.image_pull_timeout)
+            await self._call(self._create_and_start, spec, image)
 
-    def _create_and_start(self, spec: RunSpec) -> None:
+    def _create_and_start(self, spec: RunSpec, image: str) -> None:
         api = self._client()
         log_file = self._termination_log(spec.execution_id) if spec.termination_logging else None
         if log_file is not None:
@@ -228,7 +233,7 @@ class DockerRunner:
             log_file.chmod(0o666)  # any container user may write it; the directory keeps host users out
         try:
             api.create_container(
-                image=spec.image_reference,
+                image=image,
                 command=list(spec.args) or None,  # no args: the image's own CMD
                 name=spec.execution_id,
                 environment=dict(spec.env),
@@ -244,8 +249,6 @@ class DockerRunner:
                 log_file.unlink(missing_ok=True)
             if isinstance(exc, ImageNotFound):
                 raise
-            if exc.status_code == 400 and "reference format" in str(exc.explanation):
-                raise RunnerError(f"Invalid image name {spec.image}: {exc.explanation}") from None
             raise RunnerError(f"Failed to create container {spec.execution_id}: {exc.explanation}") from None
         self._start_container(api, spec.execution_id)
 
@@ -291,6 +294,7 @@ class DockerRunner:
         return api.create_host_config(
             mounts=[Mount(target=TERMINATION_LOG_PATH, source=str(log_file), type="bind")] if log_file else None,
             mem_limit=settings.container_memory_limit,
+            memswap_limit=settings.container_memory_limit,  # the limit includes swap: exceeding it is an OOM kill
             nano_cpus=int(cpus * 1e9) if cpus else None,
             network_mode=settings.container_network,
             security_opt=["no-new-privileges"],

@@ -1,4 +1,4 @@
-"""What every backend stores the same way: the serialised records, the state patch, and the commit rule.
+"""What every backend does the same way: the snapshot's serialised form, the state patch, the commit rule.
 
 Backends differ in layout (tables or keys) but never in what a record looks like or in which transitions
 they accept, so both live here once. The Redis commit script mirrors `transition_outcome` in Lua.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from styx_actors.model import RunState, Workflow, WorkflowInstance, WorkflowState, WorkflowStatePatch, WorkflowWithState
+from styx_actors.model import RunState, WorkflowInstance, WorkflowState, WorkflowStatePatch
 from styx_actors.store.base import StoredEvent, Transition
 
 
@@ -19,15 +19,6 @@ def encode_run_state(state: RunState) -> str:
 
 def decode_run_state(text: str | bytes) -> RunState:
     return RunState.model_validate_json(text)
-
-
-def encode_workflow(workflow: Workflow, state: WorkflowState) -> str:
-    return WorkflowWithState(workflow=workflow, state=state).model_dump_json()
-
-
-def decode_workflow(text: str | bytes) -> tuple[Workflow, WorkflowState]:
-    record = WorkflowWithState.model_validate_json(text)
-    return record.workflow, record.state
 
 
 def state_patch_json(patch: WorkflowStatePatch) -> dict[str, Any]:
@@ -90,3 +81,14 @@ def transition_outcome(
     else:
         accepted = active_counter is not None and counter > active_counter
     return Outcome.WRITE if accepted else Outcome.REFUSED
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must not be negative, got {limit}")
+
+
+def check_active_filter(component_id: str | None, workflow_id: str | None) -> None:
+    """Active states are listed for everything, one component, or one workflow of a component."""
+    if workflow_id is not None and component_id is None:
+        raise ValueError("filtering active states by workflow needs its component")

@@ -1,0 +1,425 @@
+"""The shared store for a multi-node cluster: Redis via redis.asyncio, every key under one prefix.
+
+A batch of transitions is one EVALSHA of a Lua script, which applies each transition atomically (the
+commit rule of records.transition_outcome) and maintains the snapshot indexes in the same step. Composite
+ids are JSON arrays inside keys and hash fields, so no character in an id can make two records collide or
+leave the prefix. Key layout: docs/store.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from styx_actors.model import (
+    Backfill,
+    GlobalConfig,
+    Resource,
+    RunState,
+    Workflow,
+    WorkflowId,
+    WorkflowInstance,
+    WorkflowState,
+    WorkflowStatePatch,
+)
+from styx_actors.store.base import Store, StoredEvent, StoreError, Transition
+from styx_actors.store.records import (
+    check_active_filter,
+    check_limit,
+    decode_run_state,
+    encode_run_state,
+    instance_parts,
+    instance_sort_key,
+    state_patch_json,
+    stored_event,
+)
+
+DEFAULT_PREFIX = "styx"
+
+# Mirrors records.transition_outcome. KEYS: the snapshots, snapshot counters and snapshot trigger-key
+# hashes, then 5 keys per transition; ARGV: 7 values per transition (see RedisStore.commit).
+COMMIT_SCRIPT = """
+local results = {}
+for i = 0, #ARGV / 7 - 1 do
+  local a, k = i * 7, 3 + i * 5
+  local counter, field, entry = tonumber(ARGV[a + 2]), ARGV[a + 4], ARGV[a + 7]
+  local events_key, trigger_key = KEYS[k + 1], KEYS[k + 5]
+  local latest = redis.call('LINDEX', events_key, -1)
+  local written = 0
+  if latest == entry then
+    written = 1  -- written by an earlier attempt of this commit whose reply was lost
+  elseif not latest or counter > tonumber(string.match(latest, '^(%-?%d+) ')) then
+    local stored = redis.call('HGET', KEYS[2], field)
+    local accepted
+    if ARGV[a + 1] == '1' then
+      accepted = not stored
+    else
+      accepted = stored and tonumber(stored) < counter
+    end
+    if accepted then
+      redis.call('RPUSH', events_key, entry)
+      redis.call('ZADD', KEYS[k + 2], 0, ARGV[a + 6])
+      -- The trigger-set key the snapshot was indexed under (stored, so it is never rebuilt here).
+      local old_trigger_key = redis.call('HGET', KEYS[3], field)
+      if old_trigger_key and old_trigger_key ~= trigger_key then
+        redis.call('SREM', old_trigger_key, field)
+      end
+      if ARGV[a + 3] == '1' then
+        redis.call('HDEL', KEYS[1], field)
+        redis.call('HDEL', KEYS[2], field)
+        redis.call('HDEL', KEYS[3], field)
+        redis.call('SREM', KEYS[k + 3], field)
+        redis.call('SREM', KEYS[k + 4], field)
+        redis.call('SREM', trigger_key, field)
+      else
+        redis.call('HSET', KEYS[1], field, ARGV[a + 5])
+        redis.call('HSET', KEYS[2], field, ARGV[a + 2])
+        redis.call('HSET', KEYS[3], field, trigger_key)
+        redis.call('SADD', KEYS[k + 3], field)
+        redis.call('SADD', KEYS[k + 4], field)
+        redis.call('SADD', trigger_key, field)
+      end
+      written = 1
+    end
+  end
+  results[i + 1] = written
+end
+return results
+"""
+
+# The snapshots of the instances in one index set, read atomically with the set (HMGET in chunks: Lua's
+# unpack has a stack limit).
+INDEXED_SNAPSHOTS_SCRIPT = """
+local fields = redis.call('SMEMBERS', KEYS[1])
+local snapshots = {}
+for i = 1, #fields, 1000 do
+  local values = redis.call('HMGET', KEYS[2], unpack(fields, i, math.min(i + 999, #fields)))
+  for _, value in ipairs(values) do
+    if value then snapshots[#snapshots + 1] = value end
+  end
+end
+return snapshots
+"""
+
+# KEYS: workflows, workflow states; ARGV: workflow field, JSON object of the patched fields. The state is
+# a flat object of strings, booleans and nulls, which cjson round-trips exactly.
+PATCH_STATE_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return false
+end
+local state = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
+for name, value in pairs(cjson.decode(ARGV[2])) do
+  state[name] = value
+end
+local encoded = cjson.encode(state)
+redis.call('HSET', KEYS[2], ARGV[1], encoded)
+return encoded
+"""
+
+
+def composite(*parts: str | None) -> str:
+    """An id tuple as one string that no other tuple maps to (a JSON array, ASCII-only)."""
+    return json.dumps(parts, separators=(",", ":"))
+
+
+class RedisKeys:
+    """Every key of one store, all under `prefix:`; variable parts are `composite` encoded."""
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix:
+            raise ValueError("the Redis key prefix must not be empty")
+        self.prefix = prefix
+        self.workflows = f"{prefix}:workflows"  # hash: composite(component, workflow) -> Workflow JSON
+        self.workflow_states = f"{prefix}:workflow_states"  # hash: same fields -> WorkflowState JSON
+        self.resources = f"{prefix}:resources"  # hash: id -> Resource JSON
+        self.backfills = f"{prefix}:backfills"  # hash: id -> Backfill JSON
+        self.config = f"{prefix}:config"  # string: GlobalConfig JSON
+        self.snapshots = f"{prefix}:snapshots"  # hash: composite(c, w, p) -> RunState JSON
+        self.snapshot_counters = f"{prefix}:snapshot_counters"  # hash: same fields -> counter
+        self.snapshot_trigger_keys = f"{prefix}:snapshot_trigger_keys"  # hash: same fields -> by_trigger key
+
+    def by_component(self, component_id: str) -> str:
+        return f"{self.prefix}:by_component:{composite(component_id)}"  # set of snapshot fields
+
+    def by_workflow(self, component_id: str, workflow_id: str) -> str:
+        return f"{self.prefix}:by_workflow:{composite(component_id, workflow_id)}"  # set of snapshot fields
+
+    def by_trigger(self, trigger_id: str | None) -> str:
+        return f"{self.prefix}:by_trigger:{composite(trigger_id)}"  # set of snapshot fields
+
+    def events(self, instance: WorkflowInstance) -> str:
+        return f"{self.prefix}:events:{composite(*instance_parts(instance))}"  # list of event entries
+
+    def parameters(self, component_id: str, workflow_id: str) -> str:
+        # sorted set, all scores 0: the parameters with events, in byte (= code point) order
+        return f"{self.prefix}:parameters:{composite(component_id, workflow_id)}"
+
+
+def encode_event_entry(event: StoredEvent) -> str:
+    """`counter timestamp json`: the counter first, so the commit script can read it with one match."""
+    return f"{event.counter} {event.timestamp} {event.event_json}"
+
+
+def decode_event_entry(entry: str) -> StoredEvent:
+    counter, timestamp, event_json = entry.split(" ", 2)
+    return StoredEvent(counter=int(counter), timestamp=int(timestamp), event_json=event_json)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translate_errors(
+    method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisStore, P], Awaitable[R]]:
+    """Every Redis failure (refused connection, timeout, script error) surfaces as StoreError."""
+
+    @functools.wraps(method)
+    async def translated(self: RedisStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(self, *args, **kwargs)
+        except RedisError as exc:
+            raise StoreError(f"Redis store (prefix {self.keys.prefix!r}): {exc}") from exc
+
+    return translated
+
+
+class RedisStore(Store):
+    """A Store in one Redis database; stores with different prefixes share a server without meeting."""
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self._url = url
+        self.keys = RedisKeys(prefix)
+        self._client: Redis | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = Redis.from_url(self._url, decode_responses=True)
+        try:
+            await client.ping()
+        except BaseException:
+            await client.aclose()
+            raise
+        self._client = client
+        self._commit_script = client.register_script(COMMIT_SCRIPT)
+        self._indexed_snapshots_script = client.register_script(INDEXED_SNAPSHOTS_SCRIPT)
+        self._patch_state_script = client.register_script(PATCH_STATE_SCRIPT)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    @_translate_errors
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    @property
+    def _redis(self) -> Redis:
+        if self._client is None:
+            raise StoreError(f"Redis store (prefix {self.keys.prefix!r}) is not open")
+        return self._client
+
+    # -- workflows ------------------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def put_workflow(self, workflow: Workflow, state: WorkflowState) -> None:
+        field = composite(workflow.component_id, workflow.workflow_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.workflows, field, workflow.model_dump_json())
+            pipe.hset(self.keys.workflow_states, field, state.model_dump_json())
+            await pipe.execute()
+
+    @_translate_errors
+    async def get_workflow(self, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState] | None:
+        field = composite(workflow_id.component_id, workflow_id.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self.keys.workflows, field)
+            pipe.hget(self.keys.workflow_states, field)
+            workflow_json, state_json = await pipe.execute()
+        if workflow_json is None:
+            return None
+        return Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json)
+
+    @_translate_errors
+    async def workflows(self, component_id: str | None = None) -> list[tuple[Workflow, WorkflowState]]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.keys.workflows)
+            pipe.hgetall(self.keys.workflow_states)
+            workflow_jsons, state_jsons = await pipe.execute()
+        found = [
+            (Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_jsons[field]))
+            for field, workflow_json in workflow_jsons.items()
+        ]
+        if component_id is not None:
+            found = [pair for pair in found if pair[0].component_id == component_id]
+        return sorted(found, key=lambda pair: (pair[0].component_id, pair[0].workflow_id))
+
+    @_translate_errors
+    async def delete_workflow(self, workflow_id: WorkflowId) -> bool:
+        field = composite(workflow_id.component_id, workflow_id.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.keys.workflows, field)
+            pipe.hdel(self.keys.workflow_states, field)
+            deleted, _ = await pipe.execute()
+        return deleted > 0
+
+    @_translate_errors
+    async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState | None:
+        patched = await self._patch_state_script(
+            keys=[self.keys.workflows, self.keys.workflow_states],
+            args=[composite(workflow_id.component_id, workflow_id.id), json.dumps(state_patch_json(patch))],
+        )
+        return None if patched is None else WorkflowState.model_validate_json(patched)
+
+    # -- resources ------------------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def put_resource(self, resource: Resource) -> None:
+        await self._redis.hset(self.keys.resources, resource.id, resource.model_dump_json())
+
+    @_translate_errors
+    async def get_resource(self, resource_id: str) -> Resource | None:
+        found = await self._redis.hget(self.keys.resources, resource_id)
+        return None if found is None else Resource.model_validate_json(found)
+
+    @_translate_errors
+    async def resources(self) -> list[Resource]:
+        found = [Resource.model_validate_json(text) for text in await self._redis.hvals(self.keys.resources)]
+        return sorted(found, key=lambda resource: resource.id)
+
+    @_translate_errors
+    async def delete_resource(self, resource_id: str) -> bool:
+        return await self._redis.hdel(self.keys.resources, resource_id) > 0
+
+    # -- backfills ------------------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def put_backfill(self, backfill: Backfill) -> None:
+        await self._redis.hset(self.keys.backfills, backfill.id, backfill.model_dump_json())
+
+    @_translate_errors
+    async def get_backfill(self, backfill_id: str) -> Backfill | None:
+        found = await self._redis.hget(self.keys.backfills, backfill_id)
+        return None if found is None else Backfill.model_validate_json(found)
+
+    @_translate_errors
+    async def backfills(
+        self,
+        component_id: str | None = None,
+        workflow_id: str | None = None,
+        include_finished: bool = False,
+    ) -> list[Backfill]:
+        # Backfills are few and never deleted: one hash, filtered here.
+        found = [Backfill.model_validate_json(text) for text in await self._redis.hvals(self.keys.backfills)]
+        found = [
+            backfill
+            for backfill in found
+            if (component_id is None or backfill.workflow_id.component_id == component_id)
+            and (workflow_id is None or backfill.workflow_id.id == workflow_id)
+            and (include_finished or not (backfill.halted or backfill.all_triggered))
+        ]
+        return sorted(found, key=lambda backfill: backfill.id)
+
+    # -- global config --------------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def get_config(self) -> GlobalConfig:
+        found = await self._redis.get(self.keys.config)
+        return GlobalConfig() if found is None else GlobalConfig.model_validate_json(found)
+
+    @_translate_errors
+    async def put_config(self, config: GlobalConfig) -> None:
+        await self._redis.set(self.keys.config, config.model_dump_json())
+
+    # -- active instances and their events ------------------------------------------------------------------
+
+    @_translate_errors
+    async def commit(self, transitions: Sequence[Transition]) -> list[bool]:
+        if not transitions:
+            return []
+        keys = [self.keys.snapshots, self.keys.snapshot_counters, self.keys.snapshot_trigger_keys]
+        args: list[str | int] = []
+        for transition in transitions:
+            state = transition.state
+            component_id, workflow_id, parameter = instance_parts(transition.instance)
+            keys += [
+                self.keys.events(transition.instance),
+                self.keys.parameters(component_id, workflow_id),
+                self.keys.by_component(component_id),
+                self.keys.by_workflow(component_id, workflow_id),
+                self.keys.by_trigger(state.data.trigger_id),
+            ]
+            args += [
+                "1" if transition.insert else "0",
+                state.counter,
+                "1" if state.state.is_terminal else "0",
+                composite(component_id, workflow_id, parameter),
+                encode_run_state(state),
+                parameter,
+                encode_event_entry(stored_event(transition)),
+            ]
+        results = await self._commit_script(keys=keys, args=args)
+        return [bool(written) for written in results]
+
+    @_translate_errors
+    async def active_state(self, instance: WorkflowInstance) -> RunState | None:
+        found = await self._redis.hget(self.keys.snapshots, composite(*instance_parts(instance)))
+        return None if found is None else decode_run_state(found)
+
+    @_translate_errors
+    async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
+        check_active_filter(component_id, workflow_id)
+        if component_id is None:
+            snapshots = await self._redis.hvals(self.keys.snapshots)
+        elif workflow_id is None:
+            snapshots = await self._indexed_snapshots(self.keys.by_component(component_id))
+        else:
+            snapshots = await self._indexed_snapshots(self.keys.by_workflow(component_id, workflow_id))
+        return sorted(map(decode_run_state, snapshots), key=instance_sort_key)
+
+    @_translate_errors
+    async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:
+        snapshots = await self._indexed_snapshots(self.keys.by_trigger(trigger_id))
+        return sorted(map(decode_run_state, snapshots), key=instance_sort_key)
+
+    @_translate_errors
+    async def events(self, instance: WorkflowInstance) -> list[StoredEvent]:
+        # Entries are appended in counter order: the commit rule only accepts increasing counters.
+        return [decode_event_entry(entry) for entry in await self._redis.lrange(self.keys.events(instance), 0, -1)]
+
+    @_translate_errors
+    async def latest_event_counter(self, instance: WorkflowInstance) -> int:
+        latest = await self._redis.lindex(self.keys.events(instance), -1)
+        return -1 if latest is None else decode_event_entry(latest).counter
+
+    @_translate_errors
+    async def instance_parameters(
+        self,
+        workflow_id: WorkflowId,
+        start: str | None = None,
+        stop: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        check_limit(limit)
+        if limit == 0:  # ZRANGEBYLEX reads a count of 0 as "no limit"
+            return []
+        return await self._redis.zrangebylex(
+            self.keys.parameters(workflow_id.component_id, workflow_id.id),
+            "-" if start is None else f"[{start}",
+            "+" if stop is None else f"({stop}",
+            start=None if limit is None else 0,
+            num=limit,
+        )
+
+    async def _indexed_snapshots(self, index_key: str) -> list[str]:
+        return await self._indexed_snapshots_script(keys=[index_key, self.keys.snapshots])
