@@ -167,5 +167,7 @@ def _path_errors(image: str, path: str) -> list[str]:
                 f'[a-z0-9] and separate them only with ".", "_", "__" or dashes (failed on "{component}")'
             ]
     if len(path) > REPOSITORY_MAX_LENGTH:
-        return [f"Invalid image name ({image}), repository name cannot be larger than {REPOSITORY_MAX_LENGTH} characters"]
+        return [
+            f"Invalid image name ({image}), repository name cannot be larger than {REPOSITORY_MAX_LENGTH} characters"
+        ]
     return []

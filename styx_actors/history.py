@@ -30,13 +30,13 @@ from styx_actors.events import (
     event_from_json,
 )
 from styx_actors.model import Backfill, RunState, RunStateData, StateData, WorkflowInstance
+from styx_actors.retry import MISSING_DEPS_EXIT_CODE, SUCCESS_EXIT_CODE
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.state_machine import IllegalTransition, new_instance_state, transition
 from styx_actors.store.base import StoredEvent
 from styx_actors.timeutil import format_instant, from_millis
 
 UNKNOWN_TRIGGER_ID = "UNKNOWN"
-MISSING_DEPS_EXIT_CODE = 20
 
 
 def _decoded(events: Iterable[StoredEvent]) -> list[tuple[StoredEvent, Event]]:
@@ -169,7 +169,7 @@ class _HistoryBuilder:
 
 
 def _termination_status(exit_code: int | None) -> str:
-    if exit_code == 0:
+    if exit_code == SUCCESS_EXIT_CODE:
         return "SUCCESS"
     if exit_code == MISSING_DEPS_EXIT_CODE:
         return "MISSING_DEPS"

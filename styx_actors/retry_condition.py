@@ -48,6 +48,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 # Deep nesting is refused with a syntax error instead of exhausting Python's stack. Each parenthesis level
 # costs seven parser frames; a node level costs one evaluation frame. A 256-character condition (the
@@ -275,7 +276,7 @@ class _Logical(_Node):
 
     def value(self, variables: Variables) -> object:
         left = _boolean(self.left.value(variables), self.operator)
-        if left is (self.operator == "||"):
+        if left is (self.operator == "||"):  # `true || …` and `false && …` are decided already
             return left
         return _boolean(self.right.value(variables), self.operator)
 
@@ -332,7 +333,7 @@ class _Parser:
 
     def _binary(self, level: int) -> _Node:
         """Left-associative sums (level 0) and products (level 1), built in a loop, not by recursion."""
-        operand = self._unary if level == len(_BINARY_LEVELS) - 1 else lambda: self._binary(level + 1)
+        operand = self._unary if level == len(_BINARY_LEVELS) - 1 else partial(self._binary, level + 1)
         left = operand()
         while token := self._take_operator(_BINARY_LEVELS[level]):
             left = _build(_Binary, token, left, operand())
@@ -378,7 +379,8 @@ def _build(node_type: type[_Binary] | type[_Logical], token: _Token, left: _Node
 
 def _checked_depth(node: _Node, token: _Token) -> _Node:
     if node.depth > MAX_TREE_DEPTH:
-        raise RetryConditionSyntaxError(f"the expression is nested more than {MAX_TREE_DEPTH} levels deep", token.position)
+        message = f"the expression is nested more than {MAX_TREE_DEPTH} levels deep"
+        raise RetryConditionSyntaxError(message, token.position)
     return node
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from styx_actors.docker_image import image_errors
-from styx_actors.model import Workflow
+from styx_actors.model import DeploymentSource, Workflow, WorkflowConfiguration
 from styx_actors.retry_condition import RetryConditionSyntaxError, parse_retry_condition
 from styx_actors.schedule import Offset, Schedule
 from styx_actors.timeutil import format_duration
@@ -92,8 +92,9 @@ def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = 
     except ValueError:
         errors.append("invalid schedule")
 
-    if cfg.running_timeout is not None and cfg.running_timeout < MIN_RUNNING_TIMEOUT:
-        errors.append(_limit_message("running timeout is too small", cfg.running_timeout, MIN_RUNNING_TIMEOUT))
+    timeout = cfg.running_timeout
+    if timeout is not None and timeout < MIN_RUNNING_TIMEOUT:
+        errors.append(_limit_message("running timeout is too small", timeout, MIN_RUNNING_TIMEOUT))
     if cfg.service_account is not None and not _SERVICE_ACCOUNT_EMAIL.fullmatch(cfg.service_account):
         errors.append(f"service account is not a valid email address: {cfg.service_account}")
     if cfg.retry_condition is not None:
@@ -108,17 +109,23 @@ def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = 
     if cfg.docker_image is not None:
         errors.extend(f"invalid image: {reason}" for reason in image_errors(cfg.docker_image))
 
-    if max_running_timeout is not None and cfg.running_timeout is not None and cfg.running_timeout > max_running_timeout:
-        errors.append(_limit_message("running timeout is too big", cfg.running_timeout, max_running_timeout))
+    if max_running_timeout is not None and timeout is not None and timeout > max_running_timeout:
+        errors.append(_limit_message("running timeout is too big", timeout, max_running_timeout))
 
-    _upper_limit(errors, _java_length(cfg.docker_image), EXTRA_FIELD_LENGTH_LIMIT, "docker image too long")
-    _upper_limit(errors, _java_length(cfg.schedule), EXTRA_FIELD_LENGTH_LIMIT, "schedule too long")
-    if cfg.deployment_source is not None:
-        source = cfg.deployment_source
-        _upper_limit(
-            errors, _java_length(source.repository), EXTRA_FIELD_LENGTH_LIMIT, "deployment source repository too long"
-        )
-        _upper_limit(errors, _java_length(source.source), EXTRA_FIELD_LENGTH_LIMIT, "deployment source too long")
+    return errors + _errors_beyond_styx(cfg)
+
+
+def _errors_beyond_styx(cfg: WorkflowConfiguration) -> list[str]:
+    """Caps on fields Styx leaves unbounded (see the module docstring)."""
+    errors: list[str] = []
+    source = cfg.deployment_source or DeploymentSource()
+    for text, message in (
+        (cfg.docker_image, "docker image too long"),
+        (cfg.schedule, "schedule too long"),
+        (source.repository, "deployment source repository too long"),
+        (source.source, "deployment source too long"),
+    ):
+        _upper_limit(errors, _java_length(text), EXTRA_FIELD_LENGTH_LIMIT, message)
     return errors
 
 

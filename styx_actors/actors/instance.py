@@ -64,6 +64,7 @@ class InstanceHost(Protocol):
     def requeue_delay_millis(self) -> int: ...
     async def workflow(self, actor: InstanceActor, fresh: bool) -> tuple[Workflow, WorkflowState] | None: ...
     async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult: ...
+    def release_permits(self, actor: InstanceActor) -> None: ...
     def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event: ...
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int: ...
     def max_running_timeout(self): ...
@@ -204,10 +205,23 @@ class InstanceActor:
             if last is None or last.line != line:
                 self.tell_guarded(Info(Message.info(line)), state.counter)
 
-    def granted(self, resource_ids: tuple[str, ...]) -> None:
-        """The resource broker gave this instance its permits: move on to PREPARE."""
-        if self.active and self.state.state is State.QUEUED:
-            self.tell(Dequeue(resource_ids=resource_ids))
+    def granted(self, resource_ids: tuple[str, ...]) -> bool:
+        """The resource broker gave this instance its permits: move on to PREPARE. False when the instance
+        no longer wants them (finished, or waiting out a retry delay), so the host gives them back."""
+        state = self.state
+        if not self.active or state.state is not State.QUEUED:
+            return False
+        if state.timestamp + (state.data.retry_delay_millis or 0) > self._host.now_millis():
+            return False
+        self.tell(Dequeue(resource_ids=resource_ids), expected_counter=state.counter).add_done_callback(
+            lambda reply: self._dequeue_done(reply, resource_ids)
+        )
+        return True
+
+    def _dequeue_done(self, reply: asyncio.Future[RunState | None], resource_ids: tuple[str, ...]) -> None:
+        """A dequeue that did not happen (stale, illegal) must not keep its permits."""
+        if reply.cancelled() or reply.exception() is not None or reply.result() is None:
+            self._host.release_permits(self)
 
     async def _prepare(self) -> None:
         state = self.state

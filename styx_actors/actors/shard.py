@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -27,7 +27,7 @@ from styx_actors.actors.instance import InstanceActor, NotActive
 from styx_actors.actors.loops import every
 from styx_actors.actors.resources import AcquireResult
 from styx_actors.clock import Clock
-from styx_actors.events import Event, TriggerExecution
+from styx_actors.events import Event, RetryAfter, TriggerExecution
 from styx_actors.model import (
     GlobalConfig,
     RunState,
@@ -122,6 +122,7 @@ class InstanceShard:
         self._workflows: dict[str, _WorkflowCacheEntry] = {}
         self._config = GlobalConfig()
         self._loops: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[object]] = set()
         self.transitions = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -142,6 +143,14 @@ class InstanceShard:
         for task in self._loops:
             task.cancel()
         self._loops = []
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+
+    def _background(self, work: Coroutine[None, None, object]) -> None:
+        """Fire-and-forget work (releases, container stops) that `stop()` still lets finish."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def recover(self) -> int:
         """Resume every active instance of this shard from its snapshot (timestamps preserved)."""
@@ -159,7 +168,7 @@ class InstanceShard:
         for actor in list(self._actors.values()):
             actor.run_handlers()
             if actor.state.state in (State.SUBMITTED, State.RUNNING):
-                asyncio.create_task(actor.poll())
+                self._background(actor.poll())
         return len(states)
 
     # -- commands -------------------------------------------------------------------------------------------
@@ -197,10 +206,8 @@ class InstanceShard:
 
     def granted(self, holder: str, resource_ids: tuple[str, ...]) -> None:
         actor = self._actors.get(holder)
-        if actor is None:
-            asyncio.create_task(self._resources.release(holder))
-        else:
-            actor.granted(resource_ids)
+        if actor is None or not actor.granted(resource_ids):
+            self._background(self._resources.release(holder))
 
     async def report_holders(self) -> None:
         """Tell the resource broker which permits this shard's instances hold (after the broker restarted)."""
@@ -261,8 +268,10 @@ class InstanceShard:
 
     def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None:
         self.transitions += 1
-        if not new.state.consumes_resources and (old.state.consumes_resources or new.state is not State.QUEUED):
-            asyncio.create_task(self._resources.release(actor.key))
+        # Leaving a consuming state frees the permits; a retry or failure while queued leaves the wait queue.
+        leaves_queue = new.state is not State.QUEUED or isinstance(event, RetryAfter)
+        if not new.state.consumes_resources and (old.state.consumes_resources or leaves_queue):
+            self._background(self._resources.release(actor.key))
         old_execution = old.data.execution_id
         if old_execution and old_execution != new.data.execution_id:
             self._by_execution.pop(old_execution, None)
@@ -270,7 +279,7 @@ class InstanceShard:
             self._by_execution[new.data.execution_id] = actor.key
         if old.state in (State.SUBMITTING, State.SUBMITTED, State.RUNNING) and new.state in (State.FAILED, State.ERROR):
             if old_execution:  # halted or timed out while running: the container must not keep running
-                asyncio.create_task(self._runner.stop(old_execution))
+                self._background(self._runner.stop(old_execution))
         if new.state.is_terminal:
             self._actors.pop(actor.key, None)
             if new.data.execution_id:
@@ -303,6 +312,10 @@ class InstanceShard:
     async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult:
         instance = actor.state.workflow_instance
         return await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
+
+    def release_permits(self, actor: InstanceActor) -> None:
+        if not actor.state.state.consumes_resources:
+            self._background(self._resources.release(actor.key))
 
     def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event:
         return self._retry_policy.decide(state, config.retry_condition if config else None, self.rng)

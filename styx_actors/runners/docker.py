@@ -417,9 +417,9 @@ class DockerRunner:
                 retry_delay = 0.1
                 for event in stream:
                     self._on_event(event)
-            except Exception:  # the engine went away or the stream broke: reconnect
+            except Exception as exc:  # the engine went away or the stream broke: reconnect
                 if not self._closed.is_set():
-                    log.warning("Docker event stream from %s broke; reconnecting", self.engine_url, exc_info=True)
+                    log.warning("Docker event stream from %s broke (%s); reconnecting", self.engine_url, exc)
             self._closed.wait(retry_delay)
             retry_delay = min(retry_delay * 2, _WATCH_RETRY_MAX_SECONDS)
 

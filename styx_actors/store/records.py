@@ -57,30 +57,24 @@ class Outcome(enum.Enum):
     REFUSED = "refused"
 
 
-def transition_outcome(
-    transition: Transition, active_counter: int | None, latest_event: StoredEvent | None
-) -> Outcome:
-    """Whether `transition` is written, given the instance's stored snapshot counter (None when it is not
-    active) and the last entry of its event log.
+def transition_outcome(transition: Transition, active: bool, latest_event: StoredEvent | None) -> Outcome:
+    """Whether `transition` is written, given whether its instance has an active snapshot and the last entry
+    of its event log.
 
     - A transition whose event already is the last one in the log (same counter, timestamp and JSON) was
       written by an earlier attempt whose reply was lost: it counts as written and writes nothing again, so
       retrying a failed commit is safe.
-    - Otherwise its counter must be above every stored event counter, so the log stays strictly ordered and
-      is never overwritten (an insert computed from an outdated `latest_event_counter` is stale too).
-    - An insert needs the instance to be inactive; any other transition needs an active snapshot with a
-      lower counter, so a zombie writer can never roll an instance back.
+    - Otherwise its counter must be above every stored event counter. Every snapshot write appends its
+      event with the snapshot's counter, so this refuses any write not newer than the stored snapshot (a
+      zombie writer can never roll an instance back), keeps the log strictly ordered and never overwrites
+      it (an insert computed from an outdated `latest_event_counter` is stale too).
+    - An insert needs the instance to be inactive; any other transition needs it active.
     """
     if latest_event is not None and latest_event == stored_event(transition):
         return Outcome.ALREADY_WRITTEN
-    counter = transition.state.counter
-    if latest_event is not None and counter <= latest_event.counter:
+    if latest_event is not None and transition.state.counter <= latest_event.counter:
         return Outcome.REFUSED
-    if transition.insert:
-        accepted = active_counter is None
-    else:
-        accepted = active_counter is not None and counter > active_counter
-    return Outcome.WRITE if accepted else Outcome.REFUSED
+    return Outcome.WRITE if transition.insert != active else Outcome.REFUSED
 
 
 def check_limit(limit: int | None) -> None:

@@ -41,45 +41,37 @@ from styx_actors.store.records import (
 
 DEFAULT_PREFIX = "styx"
 
-# Mirrors records.transition_outcome. KEYS: the snapshots, snapshot counters and snapshot trigger-key
-# hashes, then 5 keys per transition; ARGV: 7 values per transition (see RedisStore.commit).
+# Mirrors records.transition_outcome. KEYS: the snapshots and snapshot trigger-key hashes, then 5 keys per
+# transition; ARGV: 7 values per transition (see RedisStore.commit).
 COMMIT_SCRIPT = """
 local results = {}
 for i = 0, #ARGV / 7 - 1 do
-  local a, k = i * 7, 3 + i * 5
-  local counter, field, entry = tonumber(ARGV[a + 2]), ARGV[a + 4], ARGV[a + 7]
+  local a, k = i * 7, 2 + i * 5
+  local field, entry = ARGV[a + 4], ARGV[a + 7]
   local events_key, trigger_key = KEYS[k + 1], KEYS[k + 5]
   local latest = redis.call('LINDEX', events_key, -1)
   local written = 0
   if latest == entry then
     written = 1  -- written by an earlier attempt of this commit whose reply was lost
-  elseif not latest or counter > tonumber(string.match(latest, '^(%-?%d+) ')) then
-    local stored = redis.call('HGET', KEYS[2], field)
-    local accepted
-    if ARGV[a + 1] == '1' then
-      accepted = not stored
-    else
-      accepted = stored and tonumber(stored) < counter
-    end
-    if accepted then
+  elseif not latest or tonumber(ARGV[a + 2]) > tonumber(string.match(latest, '^(%-?%d+) ')) then
+    local active = redis.call('HEXISTS', KEYS[1], field) == 1
+    if (ARGV[a + 1] == '1') ~= active then
       redis.call('RPUSH', events_key, entry)
       redis.call('ZADD', KEYS[k + 2], 0, ARGV[a + 6])
-      -- The trigger-set key the snapshot was indexed under (stored, so it is never rebuilt here).
-      local old_trigger_key = redis.call('HGET', KEYS[3], field)
+      -- The trigger set the snapshot was indexed under: stored, because the trigger id is inside its JSON.
+      local old_trigger_key = redis.call('HGET', KEYS[2], field)
       if old_trigger_key and old_trigger_key ~= trigger_key then
         redis.call('SREM', old_trigger_key, field)
       end
       if ARGV[a + 3] == '1' then
         redis.call('HDEL', KEYS[1], field)
         redis.call('HDEL', KEYS[2], field)
-        redis.call('HDEL', KEYS[3], field)
         redis.call('SREM', KEYS[k + 3], field)
         redis.call('SREM', KEYS[k + 4], field)
         redis.call('SREM', trigger_key, field)
       else
         redis.call('HSET', KEYS[1], field, ARGV[a + 5])
-        redis.call('HSET', KEYS[2], field, ARGV[a + 2])
-        redis.call('HSET', KEYS[3], field, trigger_key)
+        redis.call('HSET', KEYS[2], field, trigger_key)
         redis.call('SADD', KEYS[k + 3], field)
         redis.call('SADD', KEYS[k + 4], field)
         redis.call('SADD', trigger_key, field)
@@ -93,14 +85,14 @@ return results
 """
 
 # The snapshots of the instances in one index set, read atomically with the set (HMGET in chunks: Lua's
-# unpack has a stack limit).
+# unpack has a stack limit). Index and hash change together in COMMIT_SCRIPT, so every member has one.
 INDEXED_SNAPSHOTS_SCRIPT = """
 local fields = redis.call('SMEMBERS', KEYS[1])
 local snapshots = {}
 for i = 1, #fields, 1000 do
   local values = redis.call('HMGET', KEYS[2], unpack(fields, i, math.min(i + 999, #fields)))
   for _, value in ipairs(values) do
-    if value then snapshots[#snapshots + 1] = value end
+    snapshots[#snapshots + 1] = value
   end
 end
 return snapshots
@@ -140,7 +132,6 @@ class RedisKeys:
         self.backfills = f"{prefix}:backfills"  # hash: id -> Backfill JSON
         self.config = f"{prefix}:config"  # string: GlobalConfig JSON
         self.snapshots = f"{prefix}:snapshots"  # hash: composite(c, w, p) -> RunState JSON
-        self.snapshot_counters = f"{prefix}:snapshot_counters"  # hash: same fields -> counter
         self.snapshot_trigger_keys = f"{prefix}:snapshot_trigger_keys"  # hash: same fields -> by_trigger key
 
     def by_component(self, component_id: str) -> str:
@@ -347,7 +338,7 @@ class RedisStore(Store):
     async def commit(self, transitions: Sequence[Transition]) -> list[bool]:
         if not transitions:
             return []
-        keys = [self.keys.snapshots, self.keys.snapshot_counters, self.keys.snapshot_trigger_keys]
+        keys = [self.keys.snapshots, self.keys.snapshot_trigger_keys]
         args: list[str | int] = []
         for transition in transitions:
             state = transition.state

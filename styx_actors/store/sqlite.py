@@ -60,7 +60,7 @@ CREATE INDEX IF NOT EXISTS backfills_by_workflow ON backfills (component, workfl
 CREATE TABLE IF NOT EXISTS config (name TEXT NOT NULL PRIMARY KEY, record_json TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS active_states (
     component TEXT NOT NULL, workflow TEXT NOT NULL, parameter TEXT NOT NULL,
-    counter INTEGER NOT NULL, trigger_id TEXT, state_json TEXT NOT NULL,
+    trigger_id TEXT, state_json TEXT NOT NULL,
     PRIMARY KEY (component, workflow, parameter));
 CREATE INDEX IF NOT EXISTS active_states_by_trigger ON active_states (trigger_id);
 CREATE TABLE IF NOT EXISTS instances (
@@ -83,7 +83,7 @@ Key = tuple[str, str, str]
 class _InstanceRecord:
     """What the store holds for one instance, as far as the commit rule needs it."""
 
-    active_counter: int | None = None
+    active: bool = False
     latest_event: StoredEvent | None = None
 
 
@@ -101,12 +101,12 @@ class _CommitPlan:
         for transition in transitions:
             key = instance_parts(transition.instance)
             record = records.setdefault(key, _InstanceRecord())
-            outcome = transition_outcome(transition, record.active_counter, record.latest_event)
+            outcome = transition_outcome(transition, record.active, record.latest_event)
             plan.results.append(outcome is not Outcome.REFUSED)
             if outcome is not Outcome.WRITE:
                 continue
             state = transition.state
-            record.active_counter = None if state.state.is_terminal else state.counter
+            record.active = not state.state.is_terminal
             record.latest_event = stored_event(transition)
             plan.snapshots[key] = None if state.state.is_terminal else state
             plan.events.append((key, record.latest_event))
@@ -294,11 +294,11 @@ class SqliteStore(Store):
             records = await self._instance_records(db, {instance_parts(t.instance) for t in transitions})
             plan = _CommitPlan.of(transitions, records)
             await db.executemany(
-                "INSERT INTO active_states (component, workflow, parameter, counter, trigger_id, state_json) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (component, workflow, parameter) DO UPDATE SET "
-                "counter = excluded.counter, trigger_id = excluded.trigger_id, state_json = excluded.state_json",
+                "INSERT INTO active_states (component, workflow, parameter, trigger_id, state_json) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (component, workflow, parameter) DO UPDATE SET "
+                "trigger_id = excluded.trigger_id, state_json = excluded.state_json",
                 [
-                    (*key, state.counter, state.data.trigger_id, encode_run_state(state))
+                    (*key, state.data.trigger_id, encode_run_state(state))
                     for key, state in plan.snapshots.items()
                     if state is not None
                 ],
@@ -390,22 +390,25 @@ class SqliteStore(Store):
 
     @staticmethod
     async def _instance_records(db: aiosqlite.Connection, keys: Iterable[Key]) -> dict[Key, _InstanceRecord]:
-        """Snapshot counter and last event of each given instance that has events (one query per chunk)."""
+        """Whether each given instance that has events is active, and its last event (one query per chunk)."""
         records: dict[Key, _InstanceRecord] = {}
         for chunk in _chunks(list(keys), LOOKUP_CHUNK):
+            # CROSS JOIN fixes the join order: from the wanted keys down the primary keys, never a scan.
             rows = await db.execute_fetchall(
-                "SELECT i.component, i.workflow, i.parameter, a.counter, e.counter, e.timestamp, e.event_json "
-                "FROM instances AS i "
-                "JOIN events AS e ON e.component = i.component AND e.workflow = i.workflow "
+                f"WITH wanted (component, workflow, parameter) AS (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))}) "
+                "SELECT i.component, i.workflow, i.parameter, a.component IS NOT NULL, "
+                "e.counter, e.timestamp, e.event_json FROM wanted AS w "
+                "CROSS JOIN instances AS i "
+                "ON i.component = w.component AND i.workflow = w.workflow AND i.parameter = w.parameter "
+                "CROSS JOIN events AS e ON e.component = i.component AND e.workflow = i.workflow "
                 "AND e.parameter = i.parameter AND e.counter = i.latest_counter "
-                "LEFT JOIN active_states AS a ON a.component = i.component AND a.workflow = i.workflow "
-                "AND a.parameter = i.parameter "
-                f"WHERE (i.component, i.workflow, i.parameter) IN (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})",
+                "LEFT JOIN active_states AS a "
+                "ON a.component = i.component AND a.workflow = i.workflow AND a.parameter = i.parameter",
                 [part for key in chunk for part in key],
             )
-            for component, workflow, parameter, active_counter, counter, timestamp, event_json in rows:
+            for component, workflow, parameter, active, counter, timestamp, event_json in rows:
                 records[(component, workflow, parameter)] = _InstanceRecord(
-                    active_counter, StoredEvent(counter=counter, timestamp=timestamp, event_json=event_json)
+                    bool(active), StoredEvent(counter=counter, timestamp=timestamp, event_json=event_json)
                 )
         return records
 

@@ -229,7 +229,10 @@ def test_submit_info_names_the_description_and_execution_id() -> None:
         ({"@type": "created"}, "invalid created event"),
         ({"@type": "dequeue", "resource_ids": [1]}, "invalid dequeue event"),
         ({"@type": "triggerExecution", "trigger": {"@type": "sometimes"}}, "invalid triggerExecution event"),
-        ({"@type": "triggerExecution", "trigger": {"@type": "natural"}, "parameters": {"env": 3}}, "invalid triggerExecution event"),
+        (
+            {"@type": "triggerExecution", "trigger": {"@type": "natural"}, "parameters": {"env": 3}},
+            "invalid triggerExecution event",
+        ),
     ],
 )
 def test_bad_input_is_an_event_parse_error(data: dict[str, Any] | str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -97,7 +98,10 @@ def test_happy_path_matches_the_contract_example() -> None:
         INSTANCE, log(TriggerExecution(Trigger.natural()), *attempt("styx-run-qcp3r"), Terminate(0), Success())
     )
     assert history == {
-        "workflow_instance": {"workflow": {"component_id": "styx-canary", "id": "StyxCanary"}, "parameter": "2016-07-13T08"},
+        "workflow_instance": {
+            "workflow": {"component_id": "styx-canary", "id": "StyxCanary"},
+            "parameter": "2016-07-13T08",
+        },
         "triggers": [
             {
                 "trigger_id": "natural-trigger",
@@ -127,7 +131,9 @@ def test_retries_give_one_execution_each() -> None:
         ),
     )  # fmt: skip
     [trigger] = history["triggers"]
-    assert (trigger["trigger_id"], trigger["parameters"], trigger["complete"]) == ("ad-hoc-cli-1-2", {"env": {"FOO": "bar"}}, True)
+    assert trigger["trigger_id"] == "ad-hoc-cli-1-2"
+    assert trigger["parameters"] == {"env": {"FOO": "bar"}}
+    assert trigger["complete"] is True
     assert trigger["executions"] == [
         execution("run-1", [status(3, "SUBMITTED"), status(4, "STARTED"), status(5, "MISSING_DEPS", "Exit code: 20")]),
         execution("run-2", [status(9, "SUBMITTED"), status(10, "STARTED"), status(11, "FAILED", "Exit code: 1")]),
@@ -170,7 +176,9 @@ def test_halt_completes_the_trigger() -> None:
     [trigger] = history["triggers"]
     assert trigger["complete"] is True
     # Halted before anything ran: the HALTED status stands in an execution without an id.
-    assert trigger["executions"] == [execution(None, [status(2, "HALTED")], runner_id=None, docker_image=None, commit_sha=None)]
+    assert trigger["executions"] == [
+        execution(None, [status(2, "HALTED")], runner_id=None, docker_image=None, commit_sha=None)
+    ]
 
 
 def test_a_retriggered_instance_has_two_triggers() -> None:
@@ -191,7 +199,13 @@ def test_a_retriggered_instance_has_two_triggers() -> None:
 def test_an_unfinished_trigger_is_closed_at_the_end() -> None:
     history = execution_history(INSTANCE, log(TriggerExecution(Trigger.natural()), Dequeue(())))
     assert history["triggers"] == [
-        {"trigger_id": "natural-trigger", "timestamp": iso(0), "parameters": NO_PARAMETERS, "complete": False, "executions": []}
+        {
+            "trigger_id": "natural-trigger",
+            "timestamp": iso(0),
+            "parameters": NO_PARAMETERS,
+            "complete": False,
+            "executions": [],
+        }
     ]
 
 
@@ -220,12 +234,14 @@ def test_legacy_time_trigger_and_created() -> None:
 
 def test_legacy_log_without_a_trigger_event_shows_an_unknown_trigger() -> None:
     history = execution_history(INSTANCE, log(Info(Message.info("old")), Created("e", "img"), Started()))
-    assert [(t["trigger_id"], t["timestamp"], t["complete"]) for t in history["triggers"]] == [("UNKNOWN", iso(1), False)]
-    assert history["triggers"][0]["executions"][0]["statuses"] == [status(1, "SUBMITTED"), status(2, "STARTED")]
+    [trigger] = history["triggers"]
+    assert (trigger["trigger_id"], trigger["timestamp"], trigger["complete"]) == ("UNKNOWN", iso(1), False)
+    assert trigger["executions"][0]["statuses"] == [status(1, "SUBMITTED"), status(2, "STARTED")]
 
 
 def test_legacy_trigger_id_string() -> None:
-    stored = [StoredEvent(0, T0, '{"@type":"triggerExecution","workflow_instance":"styx-canary#StyxCanary#2016-07-13T08","trigger_id":"trig1"}')]
+    legacy = json.dumps({"@type": "triggerExecution", "workflow_instance": INSTANCE.key(), "trigger_id": "trig1"})
+    stored = [StoredEvent(0, T0, legacy)]
     assert execution_history(INSTANCE, stored)["triggers"][0]["trigger_id"] == "trig1"
 
 
@@ -253,7 +269,7 @@ def test_replay_covers_only_the_backfills_own_trigger() -> None:
     events = log(
         TriggerExecution(Trigger.natural()), *attempt("run-0"), Terminate(1), Stop(),  # 0..6: earlier natural run
         TriggerExecution(Trigger.backfill(BACKFILL_ID)), *attempt("run-1"), Terminate(0), Success(),  # 7..13
-        TriggerExecution(Trigger.adhoc("ad-hoc-cli-1-2")), Dequeue(()),  # 14..15: a later ad-hoc run
+        TriggerExecution(Trigger.adhoc("ad-hoc-cli-1-2")), Dequeue(()), Timeout(),  # 14..16: a later ad-hoc run
         first_counter=10,
     )  # fmt: skip
     replayed = replay_backfill_partition(INSTANCE, events, BACKFILL_ID)
@@ -339,7 +355,8 @@ async def test_reference_example_forward() -> None:
     assert len(statuses) == 24
     assert [s.state for s in statuses] == ["UNKNOWN", "RUNNING"] + ["WAITING"] * 22
     assert [s.workflow_instance.parameter for s in statuses] == [f"2017-01-01T{h:02d}" for h in range(24)]
-    assert statuses[0] == RunStateData(workflow_instance=instance("2017-01-01T00"), state="UNKNOWN", state_data=StateData())
+    unknown = RunStateData(workflow_instance=instance("2017-01-01T00"), state="UNKNOWN", state_data=StateData())
+    assert statuses[0] == unknown
     assert statuses[1] == RunStateData.of(running)  # latest_timestamp only
     assert (statuses[1].initial_timestamp, statuses[1].latest_timestamp) == (None, T0)
     assert statuses[2].state_data == StateData() and statuses[2].latest_timestamp is None

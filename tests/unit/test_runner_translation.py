@@ -27,6 +27,7 @@ from styx_actors.runners.base import (
     Pending,
     RunnerError,
     Running,
+    StatusListeners,
     build_run_spec,
     progress_events,
     termination_exit_code,
@@ -305,3 +306,21 @@ async def test_noop_runner_reports_exit_zero_once_to_watchers() -> None:
     with pytest.raises(RunnerError, match="No container for execution styx-run-1234"):
         await runner.logs(spec.execution_id)
     await runner.close()
+
+
+async def test_status_listeners_report_each_change_once_on_the_watching_loop() -> None:
+    listeners = StatusListeners()
+    seen: list[tuple[str, ExecutionStatus]] = []
+    listeners.add(lambda execution_id, status: seen.append((execution_id, status)))
+
+    def publish_from_another_thread() -> None:
+        listeners.publish("a", Running())
+        listeners.publish("a", Running())  # a replay: dropped
+        listeners.publish("a", Exited(1))
+        listeners.publish("a", Exited(1))
+        listeners.forget("a")  # gone for good: the same id is news again
+        listeners.publish("a", Exited(1))
+
+    # The listener calls are queued on this loop before the thread's completion is, so they ran first.
+    await asyncio.to_thread(publish_from_another_thread)
+    assert seen == [("a", Running()), ("a", Exited(1)), ("a", Exited(1))]
