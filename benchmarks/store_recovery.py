@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import shutil
 import socket
 import subprocess
@@ -70,39 +71,47 @@ def running_instance(number: int) -> Transition:
     return Transition(state=state, event_json=event_to_json_text(Started(), instance), insert=True)
 
 
-async def measure(make_store: Callable[[], Store], count: int, batch: int) -> dict[str, float]:
+async def write_snapshots(make_store: Callable[[], Store], count: int, batch: int) -> float:
+    """Commit `count` inserts in batches; the write rate in snapshots per second."""
     transitions = [running_instance(number) for number in range(count)]
-    writer = make_store()
-    await writer.open()
+    store = make_store()
+    await store.open()
     try:
         started = time.perf_counter()
         for offset in range(0, count, batch):
-            results = await writer.commit(transitions[offset : offset + batch])
+            results = await store.commit(transitions[offset : offset + batch])
             assert all(results), "the benchmark store was not empty"
-        write_seconds = time.perf_counter() - started
+        return count / (time.perf_counter() - started)
     finally:
-        await writer.close()
+        await store.close()
 
-    reader = make_store()  # a fresh connection, as after a restart
-    await reader.open()
+
+async def recover(make_store: Callable[[], Store], count: int) -> dict[str, float]:
+    """Time the reads of a restarted scheduler on a fresh connection."""
+    store = make_store()
+    await store.open()
     try:
         started = time.perf_counter()
-        states = await reader.active_states()
+        states = await store.active_states()
         recovery_seconds = time.perf_counter() - started
         assert len(states) == count, f"recovered {len(states)} of {count} snapshots"
+        # The first full collection over the new snapshots, paid once by whoever holds them.
         started = time.perf_counter()
-        one_workflow = await reader.active_states("benchmark", "workflow-042")
+        gc.collect()
+        gc_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        one_workflow = await store.active_states("benchmark", "workflow-042")
         workflow_seconds = time.perf_counter() - started
         assert len(one_workflow) == len(range(42, count, WORKFLOWS))
     finally:
-        await reader.close()
-    return {
-        "write_per_second": count / write_seconds,
-        "write_seconds": write_seconds,
-        "recovery_seconds": recovery_seconds,
-        "recovery_per_second": count / recovery_seconds,
-        "one_workflow_ms": workflow_seconds * 1000,
-    }
+        await store.close()
+    return {"recovery_seconds": recovery_seconds, "gc_seconds": gc_seconds, "one_workflow_ms": workflow_seconds * 1000}
+
+
+def measure(make_store: Callable[[], Store], count: int, batch: int) -> dict[str, float]:
+    write_per_second = asyncio.run(write_snapshots(make_store, count, batch))
+    gc.collect()  # the written transitions are gone, as in a freshly started process
+    return {"write_per_second": write_per_second, **asyncio.run(recover(make_store, count))}
 
 
 def free_port() -> int:
@@ -147,11 +156,12 @@ def remove_keys(url: str, prefix: str) -> None:
         pipe.execute()
 
 
-def report(name: str, figures: dict[str, float]) -> None:
+def report(name: str, count: int, figures: dict[str, float]) -> None:
     print(
-        f"{name:<7} commit {figures['write_per_second']:>9,.0f} snapshots/s ({figures['write_seconds']:.2f} s)"
-        f" | active_states() {figures['recovery_seconds']:.2f} s ({figures['recovery_per_second']:,.0f}/s)"
-        f" | one workflow {figures['one_workflow_ms']:.1f} ms"
+        f"{name:<7} commit {figures['write_per_second']:>7,.0f} snapshots/s"
+        f" | active_states() {figures['recovery_seconds']:.2f} s ({count / figures['recovery_seconds']:,.0f}/s)"
+        f" + first gc.collect() {figures['gc_seconds']:.2f} s"
+        f" | one workflow ({count // WORKFLOWS:,}) {figures['one_workflow_ms']:.1f} ms"
     )
 
 
@@ -165,18 +175,18 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="styx-bench-sqlite-") as directory:
         path = Path(directory) / "styx.db"
-        report("sqlite", asyncio.run(measure(lambda: SqliteStore(path), args.count, args.batch)))
+        report("sqlite", args.count, measure(lambda: SqliteStore(path), args.count, args.batch))
 
     prefix = f"bench-{uuid.uuid4().hex}"
     if args.redis_url:
         try:
-            figures = asyncio.run(measure(lambda: RedisStore(args.redis_url, prefix), args.count, args.batch))
+            figures = measure(lambda: RedisStore(args.redis_url, prefix), args.count, args.batch)
         finally:
             remove_keys(args.redis_url, prefix)
     else:
         with redis_server() as url:
-            figures = asyncio.run(measure(lambda: RedisStore(url, prefix), args.count, args.batch))
-    report("redis", figures)
+            figures = measure(lambda: RedisStore(url, prefix), args.count, args.batch)
+    report("redis", args.count, figures)
 
 
 if __name__ == "__main__":

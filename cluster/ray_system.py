@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +34,10 @@ from styx_actors.clock import SystemClock
 from styx_actors.runners import make_runner
 from styx_actors.runners.base import ExecutionStatus, RunSpec
 from styx_actors.settings import Settings
-from styx_actors.store import open_store
+from styx_actors.store import Store, open_store
 from styx_actors.timeouts import TimeoutConfig
 
 log = logging.getLogger(__name__)
-
-NAMESPACE = "styx"
-
 
 def actor_name(role: str) -> str:
     return f"styx-{role}"
@@ -48,27 +46,29 @@ def actor_name(role: str) -> str:
 class RayPort:
     """Await any method of a named actor's hosted object (looked up lazily, so restarts are transparent)."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, namespace: str) -> None:
         self._role = role
+        self._namespace = namespace
+
+    def handle(self) -> Any:
+        return ray.get_actor(actor_name(self._role), namespace=self._namespace)
 
     def __getattr__(self, method: str):
         async def call(*args: Any, **kwargs: Any) -> Any:
-            handle = ray.get_actor(actor_name(self._role), namespace=NAMESPACE)
-            return await handle.call.remote(method, *args, **kwargs)
+            return await self.handle().call.remote(method, *args, **kwargs)
 
         return call
 
     def tell(self, method: str, *args: Any) -> None:
         """Fire and forget (notifications that must not block the sender)."""
-        handle = ray.get_actor(actor_name(self._role), namespace=NAMESPACE)
-        handle.call.remote(method, *args)
+        self.handle().call.remote(method, *args)
 
 
 class RemoteRunner:
     """The Runner protocol over the runner actor; its status updates are pushed to the shards directly."""
 
-    def __init__(self, shard: int) -> None:
-        self._port = RayPort("runner")
+    def __init__(self, shard: int, namespace: str) -> None:
+        self._port = RayPort("runner", namespace)
         self._shard = shard
         self.runner_id = "docker"
 
@@ -94,6 +94,7 @@ class RunnerHost:
     def __init__(self, settings: Settings) -> None:
         self._runner = make_runner(settings)
         self._shard_count = settings.shard_count
+        self._namespace = settings.ray_namespace
         self._owner: dict[str, int] = {}
         self._runner.watch(self._forward)
 
@@ -105,7 +106,7 @@ class RunnerHost:
         shard = self._owner.get(execution_id)
         shards = range(self._shard_count) if shard is None else [shard]
         for index in shards:
-            RayPort(f"shard-{index}").tell("runner_status", execution_id, status)
+            RayPort(f"shard-{index}", self._namespace).tell("runner_status", execution_id, status)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
@@ -131,6 +132,9 @@ class ActorHost:
         await self._ensure_started()
         return self._role
 
+    def pid(self) -> int:
+        return os.getpid()
+
     async def _ensure_started(self) -> Any:
         if self._target is not None:
             return self._target
@@ -141,22 +145,26 @@ class ActorHost:
                 self._target = await self._build()
         return self._target
 
+    def _port(self, role: str) -> RayPort:
+        return RayPort(role, self._settings.ray_namespace)
+
     async def _build(self) -> Any:
         settings = self._settings
         clock = SystemClock()
         if self._role == "runner":
             return RunnerHost(settings)
-        store = await open_store(settings.store_url())
+        store = open_store(settings.store_url())
+        await store.open()
         count = settings.shard_count
         if self._role == "resources":
             broker = ResourceBroker(
-                on_granted=lambda holder, ids: RayPort(f"shard-{shard_index(holder, count)}").tell("granted", holder, ids)
+                on_granted=lambda holder, ids: self._port(f"shard-{shard_index(holder, count)}").tell("granted", holder, ids)
             )
             await load_resource_limits(broker, store)
             for index in range(count):  # counters come back from the instance snapshots the shards hold
-                RayPort(f"shard-{index}").tell("report_holders")
+                self._port(f"shard-{index}").tell("report_holders")
             return broker
-        router = InstanceRouter([RayPort(f"shard-{i}") for i in range(count)])
+        router = InstanceRouter([self._port(f"shard-{i}") for i in range(count)])
         if self._role == "scheduler":
             scheduler = Scheduler(store, router.trigger, clock, settings)
             await scheduler.start()
@@ -164,10 +172,10 @@ class ActorHost:
             return scheduler
         if self._role.startswith("shard-"):
             index = int(self._role.removeprefix("shard-"))
-            runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(index)
-            scheduler = RayPort("scheduler")
+            runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(index, settings.ray_namespace)
+            scheduler = self._port("scheduler")
             shard = InstanceShard(
-                index, count, store, runner, RayPort("resources"), settings, clock,
+                index, count, store, runner, self._port("resources"), settings, clock,
                 on_finished=lambda instance, trigger_id, state: scheduler.tell("instance_finished", instance, trigger_id, state),
             )
             await shard.start()
@@ -175,7 +183,7 @@ class ActorHost:
         raise ValueError(f"unknown role {self._role}")
 
     async def _ping_shards(self) -> None:
-        await asyncio.gather(*(RayPort(f"shard-{i}").active_count() for i in range(self._settings.shard_count)))
+        await asyncio.gather(*(self._port(f"shard-{i}").active_count() for i in range(self._settings.shard_count)))
 
 
 @dataclass
@@ -183,14 +191,29 @@ class RaySystem:
     """The front end's view of the actors on Ray."""
 
     commands: Commands
+    store: Store
     roles: list[str]
+    namespace: str
+    # Non-detached named actors are garbage collected with their last handle: the system keeps them.
+    handles: list[Any]
+
+    def port(self, role: str) -> RayPort:
+        return RayPort(role, self.namespace)
+
+    def kill(self) -> None:
+        """Remove every actor of this system for good (tests; detached installations being torn down)."""
+        for role in self.roles:
+            try:
+                ray.kill(self.port(role).handle(), no_restart=True)
+            except ValueError:
+                pass
 
 
 def connect_ray(settings: Settings) -> None:
     if not ray.is_initialized():
         ray.init(
             address=settings.ray_address,
-            namespace=NAMESPACE,
+            namespace=settings.ray_namespace,
             include_dashboard=False,
             logging_level=logging.WARNING,
             log_to_driver=False,
@@ -209,19 +232,22 @@ async def start_ray_system(settings: Settings) -> RaySystem:
     handles = [
         ActorHost.options(
             name=actor_name(role),
-            namespace=NAMESPACE,
+            namespace=settings.ray_namespace,
             get_if_exists=True,
             lifetime="detached" if detached else None,
         ).remote(role, settings_json)
         for role in roles
     ]
     await asyncio.gather(*(handle.ping.remote() for handle in handles))
-    store = await open_store(settings.store_url())
-    router = InstanceRouter([RayPort(f"shard-{i}") for i in range(settings.shard_count)])
+    store = open_store(settings.store_url())
+    await store.open()
+    namespace = settings.ray_namespace
+    router = InstanceRouter([RayPort(f"shard-{i}", namespace) for i in range(settings.shard_count)])
     commands = Commands(
-        store, router, RayPort("scheduler"), RayPort("resources"), SystemClock(), TimeoutConfig.from_settings(settings)
+        store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), SystemClock(),
+        TimeoutConfig.from_settings(settings),
     )
-    return RaySystem(commands=commands, roles=roles)
+    return RaySystem(commands=commands, store=store, roles=roles, namespace=namespace, handles=handles)
 
 
 def stop_ray_system() -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from styx_actors.timeutil import parse_duration
@@ -28,6 +28,13 @@ DEFAULT_STALE_STATE_TTLS: dict[str, timedelta] = {
 }
 
 
+class WhitelistedResource(BaseModel):
+    """A Google Cloud resource whose service accounts may call the API (reference §8.9)."""
+
+    type: Literal["organization", "folder", "project"]
+    id: str
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STYX_", extra="ignore")
 
@@ -38,8 +45,10 @@ class Settings(BaseSettings):
     store: str = ""  # sqlite:///PATH or redis://HOST:PORT/DB; empty = SQLite file under data_dir
     runner: Literal["docker", "noop"] = "docker"
     ray_address: str | None = None
+    ray_namespace: str = "styx"  # several installations can share one Ray cluster under different namespaces
     auth: Literal["google", "none", "auto"] = "auto"
     environment: str = "production"
+    max_body_bytes: int = 1 << 20  # larger request bodies get a 413
 
     # Actor placement
     placement: Literal["sharded", "dedicated"] = "sharded"
@@ -82,6 +91,29 @@ class Settings(BaseSettings):
     container_network: str | None = None  # Docker network mode, e.g. "none"; None = the engine's default
     container_stop_timeout: Duration = timedelta(seconds=10)  # SIGTERM, then SIGKILL after this (halt, timeout)
     image_pull_timeout: Duration = timedelta(minutes=10)
+
+    # Authentication with Google ID tokens (reference §8.9, docs/auth.md)
+    auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
+    auth_allowed_audiences: list[str] = Field(default_factory=list)
+    auth_domain_whitelist: list[str] = Field(default_factory=list)
+    auth_resource_whitelist: list[WhitelistedResource] = Field(default_factory=list)
+
+    # Service-account usage authorization (reference §8.10, docs/auth.md)
+    authorization_role: str | None = None  # e.g. roles/iam.serviceAccountUser; set = check Google IAM
+    authorization_policy_file: Path | None = None  # set = check a static YAML/JSON policy instead
+    authorization_admins: list[str] = Field(default_factory=list)  # user:/serviceAccount:/group: entries
+    authorization_blocklist: list[str] = Field(default_factory=list)
+    authorization_require_all: bool = False
+    authorization_require_workflows: list[str] = Field(default_factory=list)  # component#workflow keys
+    authorization_message: str = ""
+    authorization_gsuite_user: str | None = None  # Workspace user the group lookups act as
+
+    # Google REST APIs used by authentication and authorization
+    iam_base_url: str = "https://iam.googleapis.com"
+    crm_base_url: str = "https://cloudresourcemanager.googleapis.com"
+    directory_base_url: str = "https://admin.googleapis.com"
+    google_api_timeout: Duration = timedelta(seconds=10)
+    google_api_retry_deadline: Duration = timedelta(seconds=10)  # retries of 5xx and network errors
 
     @field_validator("stale_state_ttls")
     @classmethod

@@ -154,6 +154,9 @@ class InstanceActor:
             self._spawn(self._prepare())
         elif state.state is State.SUBMITTING:
             self._spawn(self._submit())
+        elif state.state is State.SUBMITTED:
+            # The runner may have reported before `submitted` was persisted (the noop runner always does).
+            self._spawn(self.poll())
         elif state.state in (State.TERMINATED, State.FAILED):
             self._spawn(self._terminated())
         self._spawn(self._arm_timeout(), exclusive=False)

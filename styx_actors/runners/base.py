@@ -138,7 +138,9 @@ class Failed:
 ExecutionStatus = NotFound | Pending | Running | Exited | Failed
 
 
-def termination_exit_code(container_exit_code: int | None, termination_logging: bool, message: str | None) -> int | None:
+def termination_exit_code(
+    container_exit_code: int | None, termination_logging: bool, message: str | None
+) -> int | None:
     """The exit code the instance sees (§9.4).
 
     Without termination logging: the container's. With it: the `exit_code` of the JSON termination

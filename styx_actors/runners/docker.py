@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -126,10 +126,9 @@ class DockerRunner:
 
     def watch(self, listener: StatusListener) -> None:
         self._listeners.add(listener)
-        with self._lock:
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch_events, name="docker-runner-events", daemon=True)
-                self._watcher.start()
+        if self._watcher is None:  # only the event loop's thread gets here
+            self._watcher = threading.Thread(target=self._watch_events, name="docker-runner-events", daemon=True)
+            self._watcher.start()
 
     async def logs(self, execution_id: str) -> str:
         return await self._call(self._logs_sync, execution_id)
@@ -165,10 +164,9 @@ class DockerRunner:
         if watcher is not None:
             await asyncio.to_thread(watcher.join, 10)
         self._executor.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            if self._api is not None:
-                self._api.close()
-                self._api = None
+        api, self._api = self._api, None
+        if api is not None:
+            api.close()
 
     # -- engine access --------------------------------------------------------------------------------------
 
@@ -184,15 +182,9 @@ class DockerRunner:
                 )
             return self._api
 
-    async def _call(self, fn: Callable[..., T], *args: Any, timeout: timedelta | None = None) -> T:
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking docker-py call in the pool; engine failures become RunnerErrors with clear messages."""
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._translating_errors, fn, *args)
-        if timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, timeout.total_seconds())
-        except TimeoutError:
-            raise RunnerError(f"Docker Engine at {self.engine_url} did not finish within {timeout}") from None
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._translating_errors, fn, *args)
 
     def _translating_errors(self, fn: Callable[..., T], *args: Any) -> T:
         """A dead or silent engine reads as a RunnerError naming the engine."""
@@ -203,10 +195,13 @@ class DockerRunner:
         except requests.exceptions.ConnectionError as exc:
             raise RunnerError(f"Docker Engine not reachable at {self.engine_url}: {exc}") from None
         except requests.exceptions.Timeout as exc:
-            timeout = self._settings.docker_call_timeout
-            raise RunnerError(f"Docker Engine at {self.engine_url} did not answer within {timeout}: {exc}") from None
-        except APIError as exc:
+            seconds = self._settings.docker_call_timeout.total_seconds()
+            message = f"Docker Engine at {self.engine_url} did not answer within {seconds:g} s: {exc}"
+            raise RunnerError(message) from None
+        except APIError as exc:  # before RequestException, which it extends
             raise RunnerError(f"Docker Engine at {self.engine_url} failed: {exc.explanation}") from None
+        except requests.exceptions.RequestException as exc:
+            raise RunnerError(f"Docker Engine at {self.engine_url} failed: {exc}") from None
         except DockerException as exc:  # raised while connecting: "Error while fetching server API version"
             raise RunnerError(f"Docker Engine not reachable at {self.engine_url}: {exc}") from None
 
@@ -219,18 +214,25 @@ class DockerRunner:
             raise RunnerError(f"Invalid image name {spec.image}: {', '.join(exc.reasons)}") from None
         try:
             await self._call(self._create_and_start, spec, image)
+            return
         except ImageNotFound:
-            await self._call(self._pull, image, timeout=self._settings.image_pull_timeout)
+            await self._pull(image)
+        try:
             await self._call(self._create_and_start, spec, image)
+        except ImageNotFound as exc:  # removed again since the pull
+            raise RunnerError(f"Failed to pull image {image}: {exc.explanation}") from None
 
     def _create_and_start(self, spec: RunSpec, image: str) -> None:
         api = self._client()
-        log_file = self._termination_log(spec.execution_id) if spec.termination_logging else None
-        if log_file is not None:
-            # Never truncate: a repeated start must not wipe what a running container wrote.
+        # Mounted even when termination logging is off (and then not read), so that a job which always
+        # writes $STYX_TERMINATION_LOG can, whatever its user, as on Kubernetes.
+        log_file = self._termination_log(spec.execution_id)
+        try:
             log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            log_file.touch(exist_ok=True)
+            log_file.touch(exist_ok=True)  # never truncate: a repeated start must not wipe what a job wrote
             log_file.chmod(0o666)  # any container user may write it; the directory keeps host users out
+        except OSError as exc:
+            raise RunnerError(f"Cannot create the termination log {log_file}: {exc}") from None
         try:
             api.create_container(
                 image=image,
@@ -245,8 +247,7 @@ class DockerRunner:
             if exc.status_code == 409:  # a container with this name exists: this execution was started
                 self._resume_existing(api, spec.execution_id)
                 return
-            if log_file is not None:
-                log_file.unlink(missing_ok=True)
+            log_file.unlink(missing_ok=True)
             if isinstance(exc, ImageNotFound):
                 raise
             raise RunnerError(f"Failed to create container {spec.execution_id}: {exc.explanation}") from None
@@ -266,7 +267,16 @@ class DockerRunner:
         except APIError as exc:
             raise RunnerError(f"Failed to start container {execution_id}: {exc.explanation}") from None
 
-    def _pull(self, image: str) -> None:
+    async def _pull(self, image: str) -> None:
+        # docker-py gives pulls no timeout: past ours the start fails while the pull goes on in its thread,
+        # so a retry finds the image.
+        seconds = self._settings.image_pull_timeout.total_seconds()
+        try:
+            await asyncio.wait_for(self._call(self._pull_sync, image), seconds)
+        except TimeoutError:
+            raise RunnerError(f"Failed to pull image {image}: not done within {seconds:g} s") from None
+
+    def _pull_sync(self, image: str) -> None:
         try:
             for progress in self._client().pull(image, stream=True, decode=True):
                 if "error" in progress:
@@ -288,11 +298,11 @@ class DockerRunner:
             LABEL_TERMINATION_LOGGING: "true" if spec.termination_logging else "false",
         }
 
-    def _host_config(self, api: docker.APIClient, log_file: Path | None) -> dict[str, Any]:
+    def _host_config(self, api: docker.APIClient, log_file: Path) -> dict[str, Any]:
         settings = self._settings
         cpus = settings.container_cpu_limit
         return api.create_host_config(
-            mounts=[Mount(target=TERMINATION_LOG_PATH, source=str(log_file), type="bind")] if log_file else None,
+            mounts=[Mount(target=TERMINATION_LOG_PATH, source=str(log_file), type="bind")],
             mem_limit=settings.container_memory_limit,
             memswap_limit=settings.container_memory_limit,  # the limit includes swap: exceeding it is an OOM kill
             nano_cpus=int(cpus * 1e9) if cpus else None,
@@ -345,7 +355,8 @@ class DockerRunner:
             info = self._inspect_owned(api, execution_id)
             if info is not None:  # None: removed since the listing
                 finished_at = _engine_time(info["State"].get("FinishedAt"))
-                owned.append(_OwnedContainer(execution_id, self._status_of(execution_id, info), created_at, finished_at))
+                status = self._status_of(execution_id, info)
+                owned.append(_OwnedContainer(execution_id, status, created_at, finished_at))
         return owned
 
     def _logs_sync(self, execution_id: str) -> str:
@@ -424,17 +435,18 @@ class DockerRunner:
             retry_delay = min(retry_delay * 2, _WATCH_RETRY_MAX_SECONDS)
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        attributes = event.get("Actor", {}).get("Attributes", {})
-        execution_id = attributes.get(LABEL_EXECUTION_ID)
+        """An event says that something changed, not what is true now: the container is read again.
+
+        So statuses go out in the order they happened, even when buffered events arrive after a reconcile
+        that already saw their outcome, and the exit code reflects the termination log and OOM state.
+        """
+        execution_id = event.get("Actor", {}).get("Attributes", {}).get(LABEL_EXECUTION_ID)
         if not execution_id:
             return
-        action = event.get("Action")
-        if action == "start":
-            self._listeners.publish(execution_id, Running())
-        elif action == "die":  # inspect: the exit code depends on the termination log and OOM state
-            self._listeners.publish(execution_id, self._status_sync(execution_id))
-        elif action == "destroy":
+        if event.get("Action") == "destroy":
             self._listeners.forget(execution_id)
+        else:
+            self._listeners.publish(execution_id, self._status_sync(execution_id))
 
 
 _FRACTION = re.compile(r"\.(\d+)")

@@ -151,6 +151,10 @@ class Store(abc.ABC):
         not at all. A refused transition (stale counter, insert over an active instance, update of an
         instance that is not active) writes nothing. Transitions of the same instance in one batch are
         applied in order.
+
+        A counter is stale unless it is above every stored event counter of the instance (inserts too).
+        A transition whose event already is the instance's last one (same counter, timestamp and JSON)
+        reports True without writing again, so a commit retried after a lost reply is safe.
         """
 
     @abc.abstractmethod

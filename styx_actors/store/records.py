@@ -7,6 +7,8 @@ they accept, so both live here once. The Redis commit script mirrors `transition
 from __future__ import annotations
 
 import enum
+import gc
+from collections.abc import Iterable
 from typing import Any
 
 from styx_actors.model import RunState, WorkflowInstance, WorkflowState, WorkflowStatePatch
@@ -19,6 +21,25 @@ def encode_run_state(state: RunState) -> str:
 
 def decode_run_state(text: str | bytes) -> RunState:
     return RunState.model_validate_json(text)
+
+
+def decode_run_states(texts: Iterable[str | bytes], sort: bool = False) -> list[RunState]:
+    """Many snapshots at once (the recovery path), sorted by instance when asked.
+
+    The cyclic garbage collector is paused meanwhile: the decoded models form no reference cycles, and the
+    collections that 100,000 new models (about 1.5 million tracked objects) trigger would otherwise take
+    most of the time. Their first collection afterwards is paid once, by whoever holds them.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        states = [decode_run_state(text) for text in texts]
+        if sort:
+            states.sort(key=instance_sort_key)
+        return states
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def state_patch_json(patch: WorkflowStatePatch) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from styx_actors.model import (
@@ -32,9 +34,9 @@ from styx_actors.store.records import (
     check_active_filter,
     check_limit,
     decode_run_state,
+    decode_run_states,
     encode_run_state,
     instance_parts,
-    instance_sort_key,
     state_patch_json,
     stored_event,
 )
@@ -161,6 +163,16 @@ def decode_event_entry(entry: str) -> StoredEvent:
     return StoredEvent(counter=int(counter), timestamp=int(timestamp), event_json=event_json)
 
 
+@dataclass(frozen=True, slots=True)
+class _Connection:
+    """An open client with the store's scripts registered on it."""
+
+    client: Redis
+    commit: AsyncScript
+    indexed_snapshots: AsyncScript
+    patch_state: AsyncScript
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -186,13 +198,13 @@ class RedisStore(Store):
     def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
         self._url = url
         self.keys = RedisKeys(prefix)
-        self._client: Redis | None = None
+        self._connection: _Connection | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     @_translate_errors
     async def open(self) -> None:
-        if self._client is not None:
+        if self._connection is not None:
             return
         client = Redis.from_url(self._url, decode_responses=True)
         try:
@@ -200,32 +212,34 @@ class RedisStore(Store):
         except BaseException:
             await client.aclose()
             raise
-        self._client = client
-        self._commit_script = client.register_script(COMMIT_SCRIPT)
-        self._indexed_snapshots_script = client.register_script(INDEXED_SNAPSHOTS_SCRIPT)
-        self._patch_state_script = client.register_script(PATCH_STATE_SCRIPT)
+        self._connection = _Connection(
+            client=client,
+            commit=client.register_script(COMMIT_SCRIPT),
+            indexed_snapshots=client.register_script(INDEXED_SNAPSHOTS_SCRIPT),
+            patch_state=client.register_script(PATCH_STATE_SCRIPT),
+        )
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.client.aclose()
 
     @_translate_errors
     async def ping(self) -> None:
-        await self._redis.ping()
+        await self._open.client.ping()
 
     @property
-    def _redis(self) -> Redis:
-        if self._client is None:
+    def _open(self) -> _Connection:
+        if self._connection is None:
             raise StoreError(f"Redis store (prefix {self.keys.prefix!r}) is not open")
-        return self._client
+        return self._connection
 
     # -- workflows ------------------------------------------------------------------------------------------
 
     @_translate_errors
     async def put_workflow(self, workflow: Workflow, state: WorkflowState) -> None:
         field = composite(workflow.component_id, workflow.workflow_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._open.client.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.workflows, field, workflow.model_dump_json())
             pipe.hset(self.keys.workflow_states, field, state.model_dump_json())
             await pipe.execute()
@@ -233,7 +247,7 @@ class RedisStore(Store):
     @_translate_errors
     async def get_workflow(self, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState] | None:
         field = composite(workflow_id.component_id, workflow_id.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._open.client.pipeline(transaction=True) as pipe:
             pipe.hget(self.keys.workflows, field)
             pipe.hget(self.keys.workflow_states, field)
             workflow_json, state_json = await pipe.execute()
@@ -243,7 +257,7 @@ class RedisStore(Store):
 
     @_translate_errors
     async def workflows(self, component_id: str | None = None) -> list[tuple[Workflow, WorkflowState]]:
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._open.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys.workflows)
             pipe.hgetall(self.keys.workflow_states)
             workflow_jsons, state_jsons = await pipe.execute()
@@ -258,7 +272,7 @@ class RedisStore(Store):
     @_translate_errors
     async def delete_workflow(self, workflow_id: WorkflowId) -> bool:
         field = composite(workflow_id.component_id, workflow_id.id)
-        async with self._redis.pipeline(transaction=True) as pipe:
+        async with self._open.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self.keys.workflows, field)
             pipe.hdel(self.keys.workflow_states, field)
             deleted, _ = await pipe.execute()
@@ -266,7 +280,7 @@ class RedisStore(Store):
 
     @_translate_errors
     async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState | None:
-        patched = await self._patch_state_script(
+        patched = await self._open.patch_state(
             keys=[self.keys.workflows, self.keys.workflow_states],
             args=[composite(workflow_id.component_id, workflow_id.id), json.dumps(state_patch_json(patch))],
         )
@@ -276,31 +290,31 @@ class RedisStore(Store):
 
     @_translate_errors
     async def put_resource(self, resource: Resource) -> None:
-        await self._redis.hset(self.keys.resources, resource.id, resource.model_dump_json())
+        await self._open.client.hset(self.keys.resources, resource.id, resource.model_dump_json())
 
     @_translate_errors
     async def get_resource(self, resource_id: str) -> Resource | None:
-        found = await self._redis.hget(self.keys.resources, resource_id)
+        found = await self._open.client.hget(self.keys.resources, resource_id)
         return None if found is None else Resource.model_validate_json(found)
 
     @_translate_errors
     async def resources(self) -> list[Resource]:
-        found = [Resource.model_validate_json(text) for text in await self._redis.hvals(self.keys.resources)]
+        found = [Resource.model_validate_json(text) for text in await self._open.client.hvals(self.keys.resources)]
         return sorted(found, key=lambda resource: resource.id)
 
     @_translate_errors
     async def delete_resource(self, resource_id: str) -> bool:
-        return await self._redis.hdel(self.keys.resources, resource_id) > 0
+        return await self._open.client.hdel(self.keys.resources, resource_id) > 0
 
     # -- backfills ------------------------------------------------------------------------------------------
 
     @_translate_errors
     async def put_backfill(self, backfill: Backfill) -> None:
-        await self._redis.hset(self.keys.backfills, backfill.id, backfill.model_dump_json())
+        await self._open.client.hset(self.keys.backfills, backfill.id, backfill.model_dump_json())
 
     @_translate_errors
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
-        found = await self._redis.hget(self.keys.backfills, backfill_id)
+        found = await self._open.client.hget(self.keys.backfills, backfill_id)
         return None if found is None else Backfill.model_validate_json(found)
 
     @_translate_errors
@@ -311,7 +325,7 @@ class RedisStore(Store):
         include_finished: bool = False,
     ) -> list[Backfill]:
         # Backfills are few and never deleted: one hash, filtered here.
-        found = [Backfill.model_validate_json(text) for text in await self._redis.hvals(self.keys.backfills)]
+        found = [Backfill.model_validate_json(text) for text in await self._open.client.hvals(self.keys.backfills)]
         found = [
             backfill
             for backfill in found
@@ -325,12 +339,12 @@ class RedisStore(Store):
 
     @_translate_errors
     async def get_config(self) -> GlobalConfig:
-        found = await self._redis.get(self.keys.config)
+        found = await self._open.client.get(self.keys.config)
         return GlobalConfig() if found is None else GlobalConfig.model_validate_json(found)
 
     @_translate_errors
     async def put_config(self, config: GlobalConfig) -> None:
-        await self._redis.set(self.keys.config, config.model_dump_json())
+        await self._open.client.set(self.keys.config, config.model_dump_json())
 
     # -- active instances and their events ------------------------------------------------------------------
 
@@ -359,38 +373,39 @@ class RedisStore(Store):
                 parameter,
                 encode_event_entry(stored_event(transition)),
             ]
-        results = await self._commit_script(keys=keys, args=args)
+        results = await self._open.commit(keys=keys, args=args)
         return [bool(written) for written in results]
 
     @_translate_errors
     async def active_state(self, instance: WorkflowInstance) -> RunState | None:
-        found = await self._redis.hget(self.keys.snapshots, composite(*instance_parts(instance)))
+        found = await self._open.client.hget(self.keys.snapshots, composite(*instance_parts(instance)))
         return None if found is None else decode_run_state(found)
 
     @_translate_errors
     async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
         check_active_filter(component_id, workflow_id)
         if component_id is None:
-            snapshots = await self._redis.hvals(self.keys.snapshots)
+            snapshots = await self._open.client.hvals(self.keys.snapshots)
         elif workflow_id is None:
             snapshots = await self._indexed_snapshots(self.keys.by_component(component_id))
         else:
             snapshots = await self._indexed_snapshots(self.keys.by_workflow(component_id, workflow_id))
-        return sorted(map(decode_run_state, snapshots), key=instance_sort_key)
+        return decode_run_states(snapshots, sort=True)
 
     @_translate_errors
     async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:
         snapshots = await self._indexed_snapshots(self.keys.by_trigger(trigger_id))
-        return sorted(map(decode_run_state, snapshots), key=instance_sort_key)
+        return decode_run_states(snapshots, sort=True)
 
     @_translate_errors
     async def events(self, instance: WorkflowInstance) -> list[StoredEvent]:
         # Entries are appended in counter order: the commit rule only accepts increasing counters.
-        return [decode_event_entry(entry) for entry in await self._redis.lrange(self.keys.events(instance), 0, -1)]
+        entries = await self._open.client.lrange(self.keys.events(instance), 0, -1)
+        return [decode_event_entry(entry) for entry in entries]
 
     @_translate_errors
     async def latest_event_counter(self, instance: WorkflowInstance) -> int:
-        latest = await self._redis.lindex(self.keys.events(instance), -1)
+        latest = await self._open.client.lindex(self.keys.events(instance), -1)
         return -1 if latest is None else decode_event_entry(latest).counter
 
     @_translate_errors
@@ -402,9 +417,7 @@ class RedisStore(Store):
         limit: int | None = None,
     ) -> list[str]:
         check_limit(limit)
-        if limit == 0:  # ZRANGEBYLEX reads a count of 0 as "no limit"
-            return []
-        return await self._redis.zrangebylex(
+        return await self._open.client.zrangebylex(
             self.keys.parameters(workflow_id.component_id, workflow_id.id),
             "-" if start is None else f"[{start}",
             "+" if stop is None else f"({stop}",
@@ -413,4 +426,4 @@ class RedisStore(Store):
         )
 
     async def _indexed_snapshots(self, index_key: str) -> list[str]:
-        return await self._indexed_snapshots_script(keys=[index_key, self.keys.snapshots])
+        return await self._open.indexed_snapshots(keys=[index_key, self.keys.snapshots])

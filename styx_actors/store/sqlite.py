@@ -37,6 +37,7 @@ from styx_actors.store.records import (
     check_active_filter,
     check_limit,
     decode_run_state,
+    decode_run_states,
     encode_run_state,
     instance_parts,
     stored_event,
@@ -340,14 +341,14 @@ class SqliteStore(Store):
                 f"SELECT state_json FROM active_states WHERE component = ? AND workflow = ? {order}",
                 (component_id, workflow_id),
             )
-        return [decode_run_state(row[0]) for row in rows]
+        return decode_run_states(row[0] for row in rows)
 
     async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:
         rows = await self._fetchall(
             "SELECT state_json FROM active_states WHERE trigger_id = ? ORDER BY component, workflow, parameter",
             (trigger_id,),
         )
-        return [decode_run_state(row[0]) for row in rows]
+        return decode_run_states(row[0] for row in rows)
 
     async def events(self, instance: WorkflowInstance) -> list[StoredEvent]:
         rows = await self._fetchall(

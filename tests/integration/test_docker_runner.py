@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 def _engine() -> docker.APIClient | None:
     try:
-        api = docker.APIClient(version="auto", timeout=10)
+        api = docker.APIClient(**kwargs_from_env(), version="auto", timeout=10)  # where the runner looks
         api.ping()
         return api
     except DockerException:
@@ -119,7 +119,8 @@ def spec_for(
         tries=1,
     )
     instance = WorkflowInstance.of("styx", "job", parameter)
-    return build_run_spec(RunState(workflow_instance=instance, state=State.SUBMITTING, timestamp=0, data=data), "testing")
+    state = RunState(workflow_instance=instance, state=State.SUBMITTING, timestamp=0, data=data)
+    return build_run_spec(state, "testing")
 
 
 async def eventually(probe: Callable[[], T | Awaitable[T]], done: Callable[[T], bool], timeout: float = 20.0) -> T:
@@ -182,7 +183,8 @@ async def test_termination_log_rules(runner: DockerRunner) -> None:
 async def test_out_of_memory_is_reported(settings: Settings, clock: ManualClock) -> None:
     limited = DockerRunner(settings.model_copy(update={"container_memory_limit": "16m"}), clock)
     try:
-        spec = spec_for(["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); exit 0"])
+        # The shell itself grows past the limit, so the main process is the one killed.
+        spec = spec_for(["sh", "-c", 'x=a; while true; do x="$x$x"; done'])
         assert await run_to_exit(limited, spec) == Exited(137, oom=True)
     finally:
         await limited.close()
@@ -225,8 +227,9 @@ async def test_labels_limits_and_security_defaults(
     )
     limited = DockerRunner(configured, clock)
     try:
-        spec = spec_for(["sh", "-c", "id -u > \"$STYX_TERMINATION_LOG\"; exit 0"], termination_logging=True)
-        await run_to_exit(limited, spec)
+        # Termination logging off: the file is mounted all the same, and a non-root job can write it.
+        spec = spec_for(["sh", "-c", 'id -u > "$STYX_TERMINATION_LOG"'], termination_logging=False)
+        assert await run_to_exit(limited, spec) == Exited(0)
         info = engine.inspect_container(spec.execution_id)
     finally:
         await limited.close()
@@ -241,7 +244,7 @@ async def test_labels_limits_and_security_defaults(
         "styx.parameter": "2016-03-14",
         "styx.trigger-type": "adhoc",
         "styx.trigger-id": "ad-hoc-cli-1-2",
-        "styx.termination-logging": "true",
+        "styx.termination-logging": "false",
     }
     host = info["HostConfig"]
     assert host["Memory"] == 64 * 1024 * 1024
@@ -249,7 +252,7 @@ async def test_labels_limits_and_security_defaults(
     assert host["Privileged"] is False
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert info["Config"]["User"] == "1000:1000"
-    # The only mount is the termination log, which the non-root user could write.
+    # The only mount is the termination log.
     assert [(m["Source"], m["Destination"]) for m in info["Mounts"]] == [
         (str(configured.data_dir / "termination-logs" / spec.execution_id), "/dev/termination-log")
     ]
@@ -280,6 +283,17 @@ async def test_command_that_cannot_start_is_a_runner_error(runner: DockerRunner)
         await runner.start(spec)
     status = await runner.status(spec.execution_id)
     assert isinstance(status, Failed) and "no-such-command" in status.message
+
+
+async def test_unwritable_data_dir_is_a_runner_error(settings: Settings, tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    broken = DockerRunner(settings.model_copy(update={"data_dir": not_a_directory}))
+    try:
+        with pytest.raises(RunnerError, match="^Cannot create the termination log "):
+            await broken.start(spec_for(["true"]))
+    finally:
+        await broken.close()
 
 
 @pytest.mark.parametrize("via", ["settings", "DOCKER_HOST"])
@@ -374,7 +388,7 @@ class Recorder:
         return [s for s in self.seen.get(execution_id, []) if isinstance(s, Exited)]
 
 
-async def test_watch_reports_start_and_exit(runner: DockerRunner) -> None:
+async def test_watch_reports_the_exit_once(runner: DockerRunner) -> None:
     recorder = Recorder()
     runner.watch(recorder)
     spec = spec_for(["sh", "-c", "exit 20"])
@@ -402,9 +416,9 @@ async def test_restarted_runner_reattaches_and_reports_each_exit_once(
         assert await restarted.owned_executions() == {spec.execution_id: Running() for spec in specs.values()}
         recorder = Recorder()
         restarted.watch(recorder)
-        for code, spec in specs.items():
+        for spec in specs.values():
             engine.kill(spec.execution_id, signal="TERM")
-        for code, spec in specs.items():
+        for spec in specs.values():
             await eventually(lambda: recorder.exits(spec.execution_id), bool)
 
         # A later execution's exit arrives after any duplicate of the earlier ones would have.
@@ -423,19 +437,17 @@ class EngineProxy:
     def __init__(self, engine_socket: str, socket_path: Path) -> None:
         self.engine_socket = engine_socket
         self.socket_path = socket_path
-        self.connections: list[asyncio.StreamWriter] = []
-        self.relays: set[asyncio.Task[None]] = set()
+        self.relays: dict[asyncio.Task[None], tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = {}
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         self.server = await asyncio.start_unix_server(self._relay, path=str(self.socket_path))
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        engine_reader, engine_writer = await asyncio.open_unix_connection(self.engine_socket)
         relay = asyncio.current_task()
         assert relay is not None
-        self.relays.add(relay)
-        engine_reader, engine_writer = await asyncio.open_unix_connection(self.engine_socket)
-        self.connections += [client_writer, engine_writer]
+        self.relays[relay] = (client_writer, engine_writer)
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
@@ -447,18 +459,23 @@ class EngineProxy:
             finally:
                 writer.close()
 
-        await asyncio.gather(pipe(client_reader, engine_writer), pipe(engine_reader, client_writer))
+        try:
+            await asyncio.gather(pipe(client_reader, engine_writer), pipe(engine_reader, client_writer))
+        finally:
+            self.relays.pop(relay, None)
 
-    def cut(self) -> None:
-        for writer in self.connections:
-            writer.transport.abort()
-        self.connections = []
+    async def cut(self) -> None:
+        """Break every open connection, and return once they are closed on both sides."""
+        relays = dict(self.relays)
+        for writers in relays.values():
+            for writer in writers:
+                writer.transport.abort()
+        await asyncio.gather(*relays)
 
     async def close(self) -> None:
         if self.server is not None:
             self.server.close()
-        self.cut()
-        await asyncio.gather(*self.relays)  # ended by the cut, not left to be cancelled with the loop
+        await self.cut()
 
 
 async def test_watch_reconnects_when_the_event_stream_breaks(settings: Settings, tmp_path: Path) -> None:
@@ -475,7 +492,7 @@ async def test_watch_reconnects_when_the_event_stream_breaks(settings: Settings,
         await relayed.start(first)
         await eventually(lambda: recorder.exits(first.execution_id), bool)
 
-        proxy.cut()  # the event stream (and every other open connection) breaks
+        await proxy.cut()  # the event stream (and every other open connection) breaks
         second = spec_for(["sh", "-c", "exit 4"])
         await relayed.start(second)
         await eventually(lambda: recorder.exits(second.execution_id), bool)
@@ -509,7 +526,8 @@ async def test_cleanup_removes_unwanted_containers_after_the_grace_period(
     assert len(await remaining()) == 4  # all within the grace period
 
     kept = DockerRunner(settings.model_copy(update={"keep_containers": True}), clock)
-    clock.advance(timedelta(seconds=61))
+    # Past the grace period for everything this test made (Docker stamps finish times in real time).
+    clock.advance(settings.container_grace_period + timedelta(seconds=30))
     try:
         await kept.cleanup(wanted)
     finally:

@@ -456,6 +456,15 @@ async def test_instance_parameters_start_stop_limit(store: Store) -> None:
         await store.instance_parameters(wf_id, limit=-1)
 
 
+async def test_instance_parameters_are_in_code_point_order(store: Store) -> None:
+    """Both backends order parameters as Python orders strings, beyond ASCII too."""
+    parameters = ["z", "Z", "é", "工", "a b", "a#b", "a", "a\U0001f600", "ab"]
+    await store.commit([step(instance(p, workflow="u"), 0, insert=True) for p in parameters])
+    wf_id = WorkflowId(component_id="c", id="u")
+    assert await store.instance_parameters(wf_id) == sorted(parameters)
+    assert await store.instance_parameters(wf_id, start="a#", stop="é") == ["a#b", "ab", "a\U0001f600", "z"]
+
+
 async def test_active_states_filters_and_order(store: Store) -> None:
     keys = [("b", "w", "1"), ("a", "w2", "1"), ("a", "w", "2"), ("a", "w", "1"), ("b", "a", "9")]
     transitions = [step(instance(p, c, w), 0, insert=True) for c, w, p in keys]
@@ -463,7 +472,8 @@ async def test_active_states_filters_and_order(store: Store) -> None:
     await store.commit([step(instance("1", "a", "w2"), 1, State.DONE)])
 
     def key_of(states: list[RunState]) -> list[tuple[str, str, str]]:
-        return [(s.workflow_instance.component_id, s.workflow_instance.workflow_id.id, s.workflow_instance.parameter) for s in states]
+        return [(s.workflow_instance.component_id, s.workflow_instance.workflow_id.id, s.workflow_instance.parameter)
+                for s in states]
 
     everything = await store.active_states()
     assert key_of(everything) == [("a", "w", "1"), ("a", "w", "2"), ("b", "a", "9"), ("b", "w", "1")]

@@ -1,0 +1,77 @@
+"""What every route depends on: the services of the process, who the caller is, and whether they may act.
+
+Reads go to `Services.store`; everything that changes what the actors do goes through `Services.commands`.
+Authentication runs for every /api/v3 request that carries an Authorization header (reference §8.9);
+service-account authorization is asked per workflow by the routes that change one (§8.10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.errors import NotAcceptable
+from api.security import AllowAll, Authenticator, Authorizer, NoAuthentication, Principal, Unauthorized
+from styx_actors.actors.commands import Commands
+from styx_actors.clock import Clock
+from styx_actors.model import Workflow
+from styx_actors.settings import Settings
+from styx_actors.store.base import Store
+
+# Methods that only read: Styx lets anonymous callers use them.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Services:
+    store: Store
+    commands: Commands
+    settings: Settings
+    clock: Clock
+    authenticator: Authenticator = field(default_factory=NoAuthentication)
+    authorizer: Authorizer = field(default_factory=AllowAll)
+    auth_enabled: bool = False
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def reject_blacklisted_clients(request: Request, services: ServicesDep) -> None:
+    """Styx's client blacklist: User-Agent strings listed in the global config get a 406."""
+    user_agent = request.headers.get("user-agent")
+    if user_agent is not None and user_agent in (await services.store.get_config()).client_blacklist:
+        raise NotAcceptable("blacklisted client version, please upgrade")
+
+
+async def authenticate(request: Request, services: ServicesDep) -> Principal | None:
+    """The caller, or None when anonymous. Anonymous callers may only read when authentication is on."""
+    header = request.headers.get("authorization")
+    principal = await services.authenticator.authenticate(header) if header is not None else None
+    request.state.principal = principal
+    if principal is None and services.auth_enabled and request.method not in READ_METHODS:
+        raise Unauthorized("Unauthorized access")
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(authenticate)]
+
+
+async def authorize_workflow(services: Services, principal: Principal | None, workflow: Workflow | None) -> None:
+    """Ask the authorizer whether the caller may act as the workflow's service account (only when it has one)."""
+    if workflow is None:
+        return
+    service_account = workflow.configuration.service_account
+    if service_account:
+        await services.authorizer.authorize(principal, service_account, workflow.id.key())
+
+
+def parse_boolean(value: str | None) -> bool:
+    """Java's Boolean.parseBoolean, which Styx uses for flags such as `allowFuture`: "true" in any case."""
+    return value is not None and value.lower() == "true"

@@ -1,0 +1,140 @@
+"""ASGI middleware around every request (reference §8.1): the request id, the catch-all for unexpected
+exceptions, request metrics, the audit log of changes, and the request body size limit.
+
+Plain ASGI classes rather than Starlette's BaseHTTPMiddleware: they see every response, including the
+413s and 500s they produce themselves, and they never buffer or re-wrap response bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import READ_METHODS
+from api.errors import PayloadTooLarge, error_response, internal_error_message
+
+log = logging.getLogger(__name__)
+audit_log = logging.getLogger("styx_actors.audit")
+
+REQUEST_ID_HEADER = "X-Styx-Request-Id"
+# Credentials never reach the audit log.
+HIDDEN_HEADERS = frozenset({"authorization", "service-identity", "cookie"})
+AUDIT_PAYLOAD_CHARS = 2048
+UNMATCHED_ROUTE = "<unmatched>"
+
+RequestObserver = Callable[[str, str, int, float], None]  # route template, method, status, seconds
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded label values), not the raw path."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def request_id_of(scope: Scope) -> str:
+    return str(scope.get("state", {}).get("request_id", ""))
+
+
+class RequestContextMiddleware:
+    """Outermost layer: `X-Styx-Request-Id` echoed or generated (dash-less uuid4) on every response,
+    uncaught exceptions answered with Styx's 500 text, each request observed and each change audited."""
+
+    def __init__(self, app: ASGIApp, observe: RequestObserver) -> None:
+        self.app = app
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        request_id = request_headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        method: str = scope["method"]
+        audited = method not in READ_METHODS
+        payload = bytearray()
+        status = 500
+        started = False
+
+        async def receive_and_keep() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and len(payload) < AUDIT_PAYLOAD_CHARS:
+                payload.extend(message.get("body", b"")[: AUDIT_PAYLOAD_CHARS - len(payload)])
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        begin = time.perf_counter()
+        try:
+            await self.app(scope, receive_and_keep if audited else receive, send_with_id)
+        except Exception as exc:
+            log.exception("request %s %s failed (request id %s)", method, scope.get("path"), request_id)
+            if started:
+                raise
+            await error_response(500, internal_error_message(request_id, exc))(scope, receive, send_with_id)
+        finally:
+            self.observe(route_template(scope), method, status, time.perf_counter() - begin)
+            if audited:
+                _audit(scope, request_headers, bytes(payload), status)
+
+
+def _audit(scope: Scope, headers: Headers, payload: bytes, status: int) -> None:
+    principal = scope.get("state", {}).get("principal")
+    who = getattr(principal, "email", None) or "anonymous"
+    uri = scope.get("path", "")
+    query = scope.get("query_string", b"").decode("latin-1")
+    shown_headers = {name: "<hidden>" if name in HIDDEN_HEADERS else value for name, value in headers.items()}
+    audit_log.info(
+        "[AUDIT] %s %s by %s with headers %s parameters %s and payload %s -> %d",
+        scope["method"],
+        f"{uri}?{query}" if query else uri,
+        who,
+        shown_headers,
+        query,
+        payload.decode("utf-8", errors="replace"),
+        status,
+    )
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies over `max_bytes` with a 413: up front from Content-Length, and while a body
+    without one (chunked) is being read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _refusal(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"Request body too large: limit = {self.max_bytes} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(413, self._refusal().message)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._refusal()
+            return message
+
+        await self.app(scope, limited_receive, send)

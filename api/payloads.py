@@ -1,0 +1,223 @@
+"""Request and response bodies of the v3 API: reading JSON payloads with Styx's error texts, and the
+wrapper shapes of the contract.
+
+Bodies are read by hand rather than by FastAPI so that each route answers with Styx's own texts:
+workflow routes say `Missing payload.` / `Invalid payload. <why>`, every other route `Missing payload` /
+`Payload parsing failed: <why>` (reference §8.1, §8.2.1). A trailing comma before `}` or `]` is tolerated,
+because the contract's own examples carry them (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from api.errors import validation_message
+from styx_actors.errors import BadRequest
+from styx_actors.model import (
+    Backfill,
+    Resource,
+    RunStateDataPayload,
+    StyxModel,
+    Workflow,
+    WorkflowInstance,
+    WorkflowState,
+)
+from styx_actors.store.base import StoredEvent
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class PayloadTexts:
+    missing: str
+    invalid_prefix: str
+
+
+WORKFLOW_PAYLOAD = PayloadTexts(missing="Missing payload.", invalid_prefix="Invalid payload. ")
+ENTITY_PAYLOAD = PayloadTexts(missing="Missing payload", invalid_prefix="Payload parsing failed: ")
+
+
+def _without_trailing_commas(text: str) -> str:
+    """Drop commas that directly precede `}` or `]` (outside strings)."""
+    out: list[str] = []
+    in_string = escaped = False
+    for index, char in enumerate(text):
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char == ",":
+            following = text[index + 1 :].lstrip()
+            if following[:1] in ("}", "]"):
+                continue
+        out.append(char)
+    return "".join(out)
+
+
+def parse_json(body: bytes, texts: PayloadTexts) -> Any:
+    if not body.strip():
+        raise BadRequest(texts.missing)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise BadRequest(f"{texts.invalid_prefix}JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers too long to convert
+        first_error = exc
+    try:
+        return json.loads(_without_trailing_commas(body.decode()))
+    except (ValueError, RecursionError):
+        raise BadRequest(f"{texts.invalid_prefix}{first_error}") from None
+
+
+def parse_model(data: Any, model: type[M], texts: PayloadTexts) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(texts.invalid_prefix + validation_message(list(exc.errors()))) from None
+    except RecursionError:
+        raise BadRequest(f"{texts.invalid_prefix}JSON nested too deeply") from None
+
+
+async def read_json(request: Request, texts: PayloadTexts) -> Any:
+    return parse_json(await request.body(), texts)
+
+
+async def read_payload(request: Request, model: type[M], texts: PayloadTexts) -> M:
+    return parse_model(await read_json(request, texts), model, texts)
+
+
+def parse_instance_reference(text: Any, texts: PayloadTexts) -> WorkflowInstance:
+    """A workflow instance named as the contract does (`component/workflow/parameter`) or by its Styx key
+    (`component#workflow#parameter`). The component ends at the first separator, the parameter starts
+    after the last one."""
+    if isinstance(text, str):
+        separator = "#" if "#" in text else "/"
+        component, _, rest = text.partition(separator)
+        workflow, _, parameter = rest.rpartition(separator)
+        if component and workflow and parameter:
+            return WorkflowInstance.of(component, workflow, parameter)
+    raise BadRequest(f'{texts.invalid_prefix}workflow_instance must be "component/workflow/parameter", got {text!r}')
+
+
+def parse_instance_payload(data: Any, texts: PayloadTexts) -> WorkflowInstance:
+    """Retry and halt bodies: the contract's `{"workflow_instance": "c/w/p"}` or Styx's WorkflowInstance
+    `{"workflow_id": {"component_id", "id"}, "parameter"}`."""
+    if isinstance(data, dict) and "workflow_instance" in data:
+        return parse_instance_reference(data["workflow_instance"], texts)
+    return parse_model(data, WorkflowInstance, texts)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# OpenAPI descriptions of the hand-read bodies
+
+
+def _inline_refs(schema: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(schema, dict):
+        reference = schema.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _inline_refs(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _inline_refs(value, definitions) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(item, definitions) for item in schema]
+    return schema
+
+
+def json_schema(model: Any) -> dict[str, Any]:
+    """A self-contained JSON schema of what a model accepts (the contract's models are not recursive)."""
+    schema = TypeAdapter(model).json_schema(mode="validation")
+    return _inline_refs(schema, schema.get("$defs", {}))
+
+
+def request_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its JSON body itself."""
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+INSTANCE_REFERENCE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {"workflow_instance": {"type": "string", "description": "component/workflow/parameter"}},
+            "required": ["workflow_instance"],
+        },
+        json_schema(WorkflowInstance),
+    ]
+}
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "@type": {"type": "string", "enum": ["halt", "timeout", "dequeue"]},
+        "workflow_instance": {"type": "string", "description": "component/workflow/parameter"},
+    },
+    "required": ["@type", "workflow_instance"],
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Response wrappers of the contract
+
+
+class WorkflowPayload(Workflow):
+    """A Workflow as the contract shows it: with `component_uri`, a field of old Styx versions (the file
+    a workflow was read from) that this service has no value for and writes as null."""
+
+    component_uri: str | None = None
+
+    @classmethod
+    def of(cls, workflow: Workflow) -> Self:
+        return cls(component_id=workflow.component_id, workflow_id=workflow.workflow_id, configuration=workflow.configuration)
+
+
+class SavedWorkflowPayload(WorkflowPayload):
+    """The create/update response, which the contract marks with the API version it came through."""
+
+    from_api: str = Field(default="V3", alias="__from_api")
+
+
+class WorkflowWithStatePayload(StyxModel):
+    workflow: WorkflowPayload
+    state: WorkflowState
+
+
+class ResourcesPayload(StyxModel):
+    resources: list[Resource]
+
+
+class BackfillPayload(StyxModel):
+    backfill: Backfill
+    statuses: RunStateDataPayload | None = None
+
+
+class BackfillsPayload(StyxModel):
+    backfills: list[BackfillPayload]
+
+
+class GlobalEnabledPayload(StyxModel):
+    enabled: str  # the contract writes it as the string "true"/"false"
+
+
+class ServiceAccountUsageRequest(StyxModel):
+    service_account: str
+    principal: str
+
+
+class ServiceAccountUsageResponse(StyxModel):
+    authorized: bool
+    blacklisted: bool
+    message: str | None
+    service_account: str
+    principal: str
+
+
+def event_payload(stored: StoredEvent, instance: WorkflowInstance) -> dict[str, Any]:
+    """One entry of the events endpoint: the persisted event with the contract's instance form."""
+    event = json.loads(stored.event_json)
+    event["workflow_instance"] = instance.slash_form()
+    return {"event": event, "timestamp": stored.timestamp}

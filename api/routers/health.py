@@ -1,0 +1,31 @@
+"""Liveness and readiness: `/ping` (Styx), `/healthz` (the process answers), `/readyz` (the store answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api.deps import ServicesDep
+from api.errors import error_response
+from styx_actors.store.base import StoreError
+
+router = APIRouter(tags=["Health"])
+
+
+@router.get("/ping", response_class=PlainTextResponse)
+async def ping() -> str:
+    return "pong"
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "The store does not answer"}})
+async def readyz(services: ServicesDep) -> JSONResponse:
+    try:
+        await services.store.ping()
+    except StoreError as exc:
+        return error_response(503, f"Store unavailable: {exc}")
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,47 @@
+"""Status: the active instances and the event log of one instance (reference §8.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import ServicesDep
+from api.payloads import event_payload
+from styx_actors.errors import BadRequest
+from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
+
+router = APIRouter(prefix="/status", tags=["Status"])
+
+
+@router.get("/activeStates", response_model=RunStateDataPayload)
+async def active_states(
+    services: ServicesDep,
+    component: str | None = None,
+    workflow: Annotated[str | None, Query(description="Needs `component`")] = None,
+    components: Annotated[str | None, Query(description="Comma-separated component ids; overrides the others")] = None,
+) -> RunStateDataPayload:
+    store = services.store
+    states: list[RunState]
+    if components is not None:
+        wanted = sorted({name for name in components.split(",") if name})
+        per_component = await asyncio.gather(*(store.active_states(name) for name in wanted))
+        states = sorted(itertools.chain.from_iterable(per_component), key=lambda state: state.workflow_instance.key())
+    elif workflow is not None:
+        if component is None:
+            raise BadRequest("No component id specified!")
+        states = await store.active_states(component, workflow)
+    else:
+        states = await store.active_states(component)
+    return RunStateDataPayload(active_states=[RunStateData.of(state) for state in states])
+
+
+@router.get("/events/{component_id}/{workflow_id}/{parameter}")
+async def instance_events(
+    component_id: str, workflow_id: str, parameter: str, services: ServicesDep
+) -> dict[str, list[dict[str, Any]]]:
+    """The instance's event log in order; empty (not 404) when it has none."""
+    instance = WorkflowInstance.of(component_id, workflow_id, parameter)
+    return {"events": [event_payload(stored, instance) for stored in await services.store.events(instance)]}
