@@ -1,0 +1,38 @@
+"""A real local Ray for the actor-system tests; each test gets its own namespace, Redis prefix and Docker label."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+from cluster.ray_system import RaySystem, start_ray_system
+from styx_actors.settings import Settings
+from tests.integration.conftest import remove_containers, scenario_settings
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    ray.init(namespace="styx-tests", include_dashboard=False, log_to_driver=False, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_settings(ray_runtime: None, redis_url: str, tmp_path: Path) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return scenario_settings(
+        tmp_path, store=f"{redis_url}?prefix=ray-{tag}", ray_namespace=f"styx-{tag}", runner="docker"
+    )
+
+
+@pytest.fixture
+async def ray_system(ray_settings: Settings) -> AsyncIterator[RaySystem]:
+    system = await start_ray_system(ray_settings)
+    yield system
+    system.kill()
+    await system.store.close()
+    remove_containers(ray_settings.docker_installation_id)
