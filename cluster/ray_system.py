@@ -24,13 +24,16 @@ from typing import Any
 import ray
 
 from styx_actors.actors.commands import Commands
-from styx_actors.actors.local import load_resource_limits
+from styx_actors.actors.janitor import clean_up_executions
+from styx_actors.actors.local import CLEANUP_INTERVAL, load_resource_limits
 from styx_actors.actors.loops import every
+from styx_actors.actors.placement import Dedicated, Sharded, dedicated_role, shard_index
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
-from styx_actors.actors.shard import InstanceShard, shard_index
+from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import SystemClock
+from styx_actors.model import State, WorkflowInstance
 from styx_actors.runners import make_runner
 from styx_actors.runners.base import ExecutionStatus, RunSpec
 from styx_actors.settings import Settings
@@ -67,13 +70,13 @@ class RayPort:
 class RemoteRunner:
     """The Runner protocol over the runner actor; its status updates are pushed to the shards directly."""
 
-    def __init__(self, shard: int, namespace: str) -> None:
+    def __init__(self, owner_role: str, namespace: str) -> None:
         self._port = RayPort("runner", namespace)
-        self._shard = shard
+        self._owner_role = owner_role
         self.runner_id = "docker"
 
     async def start(self, spec: RunSpec) -> None:
-        await self._port.start_for_shard(spec, self._shard)
+        await self._port.start_for(spec, self._owner_role)
 
     async def status(self, execution_id: str) -> ExecutionStatus:
         return await self._port.status(execution_id)
@@ -91,22 +94,28 @@ class RemoteRunner:
 class RunnerHost:
     """The runner actor's object: a Runner that forwards status updates to the shard owning the execution."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store: Store) -> None:
         self._runner = make_runner(settings)
-        self._shard_count = settings.shard_count
-        self._namespace = settings.ray_namespace
-        self._owner: dict[str, int] = {}
+        self._store = store
+        self._settings = settings
+        self._owner: dict[str, str] = {}  # execution id -> role of the host of its instance
         self._runner.watch(self._forward)
 
-    async def start_for_shard(self, spec: RunSpec, shard: int) -> None:
-        self._owner[spec.execution_id] = shard
+    async def start_for(self, spec: RunSpec, owner_role: str) -> None:
+        self._owner[spec.execution_id] = owner_role
         await self._runner.start(spec)
 
     def _forward(self, execution_id: str, status: ExecutionStatus) -> None:
-        shard = self._owner.get(execution_id)
-        shards = range(self._shard_count) if shard is None else [shard]
-        for index in shards:
-            RayPort(f"shard-{index}", self._namespace).tell("runner_status", execution_id, status)
+        role = self._owner.get(execution_id)
+        if role is None:  # an execution started before this runner (re)started: its host polls it anyway
+            return
+        try:
+            RayPort(role, self._settings.ray_namespace).tell("runner_status", execution_id, status)
+        except ValueError:
+            self._owner.pop(execution_id, None)  # its host is gone (dedicated instance finished)
+
+    async def clean_up(self) -> None:
+        await clean_up_executions(self._store, self._runner)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
@@ -116,9 +125,10 @@ class RunnerHost:
 class ActorHost:
     """One Ray actor process hosting one role's object, built (and after a restart rebuilt) on first call."""
 
-    def __init__(self, role: str, settings_json: str) -> None:
+    def __init__(self, role: str, settings_json: str, instance_json: str | None = None) -> None:
         self._role = role
         self._settings = Settings.model_validate_json(settings_json)
+        self._instance = WorkflowInstance.model_validate_json(instance_json) if instance_json else None
         self._target: Any = None
         self._starting: asyncio.Lock | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -151,39 +161,108 @@ class ActorHost:
     async def _build(self) -> Any:
         settings = self._settings
         clock = SystemClock()
-        if self._role == "runner":
-            return RunnerHost(settings)
         store = open_store(settings.store_url())
         await store.open()
-        count = settings.shard_count
+        rng = random.Random()
+        if self._role == "runner":
+            runner = RunnerHost(settings, store)
+            self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner.clean_up, rng)))
+            return runner
+        router = RayRouter(settings, store)
         if self._role == "resources":
             broker = ResourceBroker(
-                on_granted=lambda holder, ids: self._port(f"shard-{shard_index(holder, count)}").tell("granted", holder, ids)
+                on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
             )
             await load_resource_limits(broker, store)
-            for index in range(count):  # counters come back from the instance snapshots the shards hold
-                self._port(f"shard-{index}").tell("report_holders")
+            for host in await router.hosts():  # counters come back from the snapshots the hosts hold
+                host.tell("report_holders")
             return broker
-        router = InstanceRouter([self._port(f"shard-{i}") for i in range(count)])
         if self._role == "scheduler":
             scheduler = Scheduler(store, router.trigger, clock, settings)
             await scheduler.start()
-            self._loops.append(asyncio.create_task(every(settings.trigger_tick_interval, self._ping_shards, random.Random())))
+            self._loops.append(asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), rng)))
             return scheduler
-        if self._role.startswith("shard-"):
-            index = int(self._role.removeprefix("shard-"))
-            runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(index, settings.ray_namespace)
-            scheduler = self._port("scheduler")
-            shard = InstanceShard(
-                index, count, store, runner, self._port("resources"), settings, clock,
-                on_finished=lambda instance, trigger_id, state: scheduler.tell("instance_finished", instance, trigger_id, state),
-            )
-            await shard.start()
-            return shard
-        raise ValueError(f"unknown role {self._role}")
+        placement = Dedicated(self._instance) if self._instance else Sharded(int(self._role.removeprefix("shard-")), settings.shard_count)
+        runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(self._role, settings.ray_namespace)
+        scheduler_port = self._port("scheduler")
 
-    async def _ping_shards(self) -> None:
-        await asyncio.gather(*(self._port(f"shard-{i}").active_count() for i in range(self._settings.shard_count)))
+        def finished(instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
+            scheduler_port.tell("instance_finished", instance, trigger_id, state)
+            if self._instance is not None:  # a dedicated instance actor ends with its instance
+                asyncio.get_running_loop().create_task(self._exit())
+
+        shard = InstanceShard(placement, store, runner, self._port("resources"), settings, clock, on_finished=finished)
+        await shard.start()
+        return shard
+
+    async def _exit(self) -> None:
+        await self._target.stop()  # let releases and notifications go out first
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    async def _ping(self, router: RayRouter) -> None:
+        """Supervision: a restarted host rebuilds itself on its first call, so call every one of them."""
+        await asyncio.gather(*(host.active_count() for host in await router.hosts()), return_exceptions=True)
+
+
+def host_role(settings: Settings, instance_key: str) -> str:
+    """The role of the actor hosting an instance, from its key alone (holders and runners route by it)."""
+    if settings.placement == "dedicated":
+        return dedicated_role(instance_key)
+    return f"shard-{shard_index(instance_key, settings.shard_count)}"
+
+
+class DedicatedPort(RayPort):
+    """The port of one instance's own actor: created when the instance is triggered, absent otherwise."""
+
+    def __init__(self, instance: WorkflowInstance, settings: Settings) -> None:
+        super().__init__(dedicated_role(instance.key()), settings.ray_namespace)
+        self._instance = instance
+        self._settings = settings
+
+    def ensure(self) -> Any:
+        """Create the instance's actor unless it exists (detached: it ends itself when the instance ends)."""
+        return _host_options(self._role, self._settings, detached=True).remote(
+            self._role, self._settings.model_dump_json(), self._instance.model_dump_json()
+        )
+
+    async def trigger(self, *args: Any) -> Any:
+        return await self.ensure().call.remote("trigger", *args)
+
+    def __getattr__(self, method: str):
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                handle = self.handle()
+            except ValueError:
+                return None  # no actor: the instance is not active
+            return await handle.call.remote(method, *args, **kwargs)
+
+        return call
+
+
+class RayRouter(InstanceRouter):
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self._settings = settings
+        self._store = store
+
+    def port_for(self, instance: WorkflowInstance) -> RayPort:
+        if self._settings.placement == "dedicated":
+            return DedicatedPort(instance, self._settings)
+        return RayPort(host_role(self._settings, instance.key()), self._settings.ray_namespace)
+
+    async def hosts(self) -> list[RayPort]:
+        if self._settings.placement == "dedicated":
+            return [self.port_for(s.workflow_instance) for s in await self._store.active_states()]
+        namespace = self._settings.ray_namespace
+        return [RayPort(f"shard-{i}", namespace) for i in range(self._settings.shard_count)]
+
+
+def _host_options(role: str, settings: Settings, detached: bool) -> Any:
+    return ActorHost.options(
+        name=actor_name(role),
+        namespace=settings.ray_namespace,
+        get_if_exists=True,
+        lifetime="detached" if detached else None,
+    )
 
 
 @dataclass
@@ -200,9 +279,10 @@ class RaySystem:
     def port(self, role: str) -> RayPort:
         return RayPort(role, self.namespace)
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         """Remove every actor of this system for good (tests; detached installations being torn down)."""
-        for role in self.roles:
+        dedicated = [dedicated_role(s.workflow_instance.key()) for s in await self.store.active_states()]
+        for role in [*self.roles, *dedicated]:
             try:
                 ray.kill(self.port(role).handle(), no_restart=True)
             except ValueError:
@@ -224,25 +304,20 @@ async def start_ray_system(settings: Settings) -> RaySystem:
     """Create (or find, when they already run) every role's actor, wait until all answer, and return the
     facade. Idempotent: several API processes can call it against one cluster."""
     connect_ray(settings)
-    roles = ["resources", *(f"shard-{i}" for i in range(settings.shard_count)), "scheduler"]
+    shards = [] if settings.placement == "dedicated" else [f"shard-{i}" for i in range(settings.shard_count)]
+    roles = ["resources", *shards, "scheduler"]
     if settings.runner != "noop":
         roles.insert(0, "runner")
     detached = settings.ray_address is not None
     settings_json = settings.model_dump_json()
-    handles = [
-        ActorHost.options(
-            name=actor_name(role),
-            namespace=settings.ray_namespace,
-            get_if_exists=True,
-            lifetime="detached" if detached else None,
-        ).remote(role, settings_json)
-        for role in roles
-    ]
+    handles = [_host_options(role, settings, detached).remote(role, settings_json) for role in roles]
     await asyncio.gather(*(handle.ping.remote() for handle in handles))
     store = open_store(settings.store_url())
     await store.open()
     namespace = settings.ray_namespace
-    router = InstanceRouter([RayPort(f"shard-{i}", namespace) for i in range(settings.shard_count)])
+    router = RayRouter(settings, store)
+    if settings.placement == "dedicated":  # resume every active instance in its own actor
+        await asyncio.gather(*(host.ensure().ping.remote() for host in await router.hosts()))
     commands = Commands(
         store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), SystemClock(),
         TimeoutConfig.from_settings(settings),

@@ -13,10 +13,11 @@ from datetime import timedelta
 from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.loops import every
-from styx_actors.actors.ports import InstanceRouter, LocalPort
+from styx_actors.actors.ports import LocalPort, ShardRouter
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
-from styx_actors.actors.shard import InstanceShard, shard_index
+from styx_actors.actors.placement import Sharded, shard_index
+from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import Clock
 from styx_actors.runners.base import Runner
 from styx_actors.settings import Settings
@@ -55,13 +56,13 @@ class LocalActorSystem:
     ) -> LocalActorSystem:
         rng = rng or random.Random()
         count = settings.shard_count
-        router = InstanceRouter([])
+        router = ShardRouter([])
         shards: list[InstanceShard] = []
         broker = ResourceBroker(on_granted=lambda holder, ids: shards[shard_index(holder, count)].granted(holder, ids))
         await load_resource_limits(broker, store)
         scheduler = Scheduler(store, router.trigger, clock, settings)
         shards.extend(
-            InstanceShard(i, count, store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng)
+            InstanceShard(Sharded(i, count), store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng)
             for i in range(count)
         )
         router.shards = [LocalPort(shard) for shard in shards]

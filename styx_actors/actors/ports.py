@@ -11,7 +11,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from styx_actors.actors.shard import AlreadyActive, shard_index
+from styx_actors.actors.placement import shard_index
+from styx_actors.actors.shard import AlreadyActive
 from styx_actors.errors import Conflict
 from styx_actors.events import Event
 from styx_actors.model import RunState, Trigger, TriggerParameters, WorkflowInstance
@@ -36,22 +37,36 @@ class LocalPort:
 
 
 class InstanceRouter:
-    """Routes instance commands to the shard that hosts the instance (stable hash of its key)."""
+    """Routes instance commands to the host of the instance; subclasses say which host that is."""
 
-    def __init__(self, shards: list[Any]) -> None:
-        self.shards = shards
+    def port_for(self, instance: WorkflowInstance) -> Any:
+        raise NotImplementedError
 
-    def shard_for(self, instance: WorkflowInstance) -> Any:
-        return self.shards[shard_index(instance.key(), len(self.shards))]
+    async def hosts(self) -> list[Any]:
+        """Every host that currently holds instances (for broadcasts such as a changed workflow)."""
+        raise NotImplementedError
 
     async def trigger(self, instance: WorkflowInstance, trigger: Trigger, parameters: TriggerParameters) -> RunState:
         try:
-            return await self.shard_for(instance).trigger(instance, trigger, parameters)
+            return await self.port_for(instance).trigger(instance, trigger, parameters)
         except AlreadyActive:
             raise Conflict(ALREADY_TRIGGERED) from None
 
     async def send(self, instance: WorkflowInstance, event: Event) -> RunState | None:
-        return await self.shard_for(instance).send(instance, event)
+        return await self.port_for(instance).send(instance, event)
 
     async def broadcast(self, method: str, *args: Any) -> list[Any]:
-        return [await getattr(shard, method)(*args) for shard in self.shards]
+        return [await getattr(host, method)(*args) for host in await self.hosts()]
+
+
+class ShardRouter(InstanceRouter):
+    """Sharded placement: the shard is the stable hash of the instance key."""
+
+    def __init__(self, shards: list[Any]) -> None:
+        self.shards = shards
+
+    def port_for(self, instance: WorkflowInstance) -> Any:
+        return self.shards[shard_index(instance.key(), len(self.shards))]
+
+    async def hosts(self) -> list[Any]:
+        return list(self.shards)

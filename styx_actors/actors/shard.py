@@ -1,7 +1,8 @@
-"""InstanceShard: hosts the virtual instance actors whose keys hash to it (Orleans-style placement).
+"""InstanceShard: hosts the virtual instance actors it owns (Orleans-style placement).
 
 One Ray actor is one OS process, so instances are not Ray actors by default: a fixed set of shards hosts
-them, routed by a stable hash of the instance key. A shard owns, for its instances: the group committer,
+them, routed by a stable hash of the instance key. In dedicated placement a shard owns exactly one instance
+and is its own Ray actor (placement.py). A shard owns, for its instances: the group committer,
 one timer heap (retry delays and state timeouts), the execution-id routing of runner progress, and the
 recovery of their snapshots from the store.
 """
@@ -14,7 +15,6 @@ import itertools
 import logging
 import random
 import time
-import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 from styx_actors.actors.committer import GroupCommitter
 from styx_actors.actors.instance import InstanceActor, NotActive
 from styx_actors.actors.loops import every
+from styx_actors.actors.placement import Placement
 from styx_actors.actors.resources import AcquireResult
 from styx_actors.clock import Clock
 from styx_actors.events import Event, RetryAfter, TriggerExecution
@@ -52,11 +53,6 @@ log = logging.getLogger(__name__)
 
 # How often due timers (retry delays, state timeouts) are checked against the clock.
 TIMER_RESOLUTION = timedelta(milliseconds=50)
-
-
-def shard_index(instance_key: str, shard_count: int) -> int:
-    """Stable across processes and restarts (unlike Python's salted hash())."""
-    return zlib.crc32(instance_key.encode()) % shard_count
 
 
 class AlreadyActive(Exception):
@@ -91,8 +87,7 @@ class _Timer:
 class InstanceShard:
     def __init__(
         self,
-        index: int,
-        shard_count: int,
+        placement: Placement,
         store: Store,
         runner: Runner,
         resources: ResourcesPort,
@@ -101,8 +96,7 @@ class InstanceShard:
         on_finished: FinishedListener | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.index = index
-        self.shard_count = shard_count
+        self.placement = placement
         self._store = store
         self._runner = runner
         self._resources = resources
@@ -154,11 +148,7 @@ class InstanceShard:
 
     async def recover(self) -> int:
         """Resume every active instance of this shard from its snapshot (timestamps preserved)."""
-        states = [
-            state
-            for state in await self._store.active_states()
-            if shard_index(state.workflow_instance.key(), self.shard_count) == self.index
-        ]
+        states = await self.placement.load(self._store)
         for state in states:
             actor = InstanceActor(state, self)
             self._actors[actor.key] = actor

@@ -33,6 +33,6 @@ def ray_settings(ray_runtime: None, redis_url: str, tmp_path: Path) -> Settings:
 async def ray_system(ray_settings: Settings) -> AsyncIterator[RaySystem]:
     system = await start_ray_system(ray_settings)
     yield system
-    system.kill()
+    await system.kill()
     await system.store.close()
     remove_containers(ray_settings.docker_installation_id)

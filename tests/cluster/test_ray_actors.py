@@ -65,3 +65,31 @@ async def test_a_backfill_completes_through_ray_actors(ray_system: RaySystem) ->
 
     await wait_until(all_triggered, 30, message="the backfill to be all triggered")
     assert await event_names(ray_system.store, instance(workflow_id, "2020-01-01T06")) == []
+
+
+async def test_dedicated_placement_runs_each_instance_in_its_own_actor(ray_settings) -> None:
+    from cluster.ray_system import start_ray_system
+    from styx_actors.actors.placement import dedicated_role
+
+    settings = ray_settings.model_copy(update={"placement": "dedicated"})
+    system = await start_ray_system(settings)
+    try:
+        workflow_id = await deploy(system, config("dedicated", schedule="days", script="sleep 1"))
+        days = ["2020-01-01", "2020-01-02", "2020-01-03"]
+        for day in days:
+            await system.commands.trigger(TriggerRequest(workflow_id=workflow_id, parameter=day))
+        pids = {await system.port(dedicated_role(instance(workflow_id, d).key())).handle().pid.remote() for d in days}
+        assert len(pids) == 3  # one process per instance
+        for day in days:
+            assert (await wait_finished(system.store, instance(workflow_id, day), timeout=60))[-1] == "success"
+
+        def actor_gone(day: str) -> bool:
+            try:
+                system.port(dedicated_role(instance(workflow_id, day).key())).handle()
+            except ValueError:
+                return True
+            return False
+
+        await wait_until(lambda: all(actor_gone(d) for d in days), 30, message="finished instances' actors to exit")
+    finally:
+        await system.kill()

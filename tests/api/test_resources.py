@@ -1,0 +1,45 @@
+"""Resource endpoints: Styx's texts for refused payloads, and that a refusal writes nothing (reference §8.4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import API, Api, store_contents
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content", "message"),
+    [
+        ("POST", "/resources", b"", "Missing payload"),
+        ("POST", "/resources", b"{", "Payload parsing failed: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("POST", "/resources", b'{"id": "r"}', "Payload parsing failed: concurrency: Field required"),
+        ("POST", "/resources", b'{"id": "r", "concurrency": "lots"}', "Payload parsing failed: concurrency: Input should be a valid integer, unable to parse string as an integer"),
+        ("POST", "/resources", b'{"id": "", "concurrency": 1}', "resource id cannot be empty"),
+        ("POST", "/resources", b'{"id": "' + b"r" * 257 + b'", "concurrency": 1}', "resource id too long: 257, limit = 256"),
+        ("PUT", "/resources/r", b"", "Missing payload"),
+        ("PUT", "/resources/r", b'{"id": "other", "concurrency": 1}', "ID of payload does not match ID in uri."),
+    ],
+)
+async def test_refused_resource_payloads(api: Api, method: str, path: str, content: bytes, message: str) -> None:
+    before = await store_contents(api.store)
+    response = await api.client.request(method, API + path, content=content)
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "message": message}
+    assert await store_contents(api.store) == before
+
+
+async def test_post_overwrites_an_existing_resource(api: Api) -> None:
+    await api.client.post(f"{API}/resources", json={"id": "r", "concurrency": 1})
+    await api.client.post(f"{API}/resources", json={"id": "r", "concurrency": 9})
+    assert (await api.client.get(f"{API}/resources")).json() == {"resources": [{"id": "r", "concurrency": 9}]}
+
+
+async def test_lowering_a_limit_reaches_the_resource_broker(api: Api) -> None:
+    """A changed limit is applied by the actors, not only stored: an instance waiting on a zero-limit
+    resource runs once the limit is raised."""
+    await api.create_blocked_workflow()
+    assert (await api.trigger("2016-03-14T10")).status_code == 200
+    await api.wait_queued("2016-03-14T10")
+    raised = await api.client.put(f"{API}/resources/blocker", json={"id": "blocker", "concurrency": 1})
+    assert raised.status_code == 200
+    assert (await api.wait_finished("2016-03-14T10"))[-1] == "success"
