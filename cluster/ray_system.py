@@ -4,9 +4,12 @@ Roles, each one Ray actor process hosting one of the plain actor classes of styx
 - `styx-shard-<i>`: an InstanceShard (hosts the instance actors whose key hashes to i),
 - `styx-resources`: the ResourceBroker,
 - `styx-scheduler`: natural triggers, backfill drivers, and the supervision ping of every shard,
-- `styx-runner`: the Docker runner (the noop runner runs inside each shard instead: it has nothing to share).
+- `styx-runner-<node>`: the Docker runner of one node, pinned to it; a shard uses the runner of its own node
+  (the noop runner runs inside each shard instead: it has nothing to share),
+- `styx-instance-<sha1>`: in dedicated placement, one actor per active instance instead of shards.
 
-Every role is created with `max_restarts=-1`. A restarted actor rebuilds itself from the store when it is
+Shards are spread over the nodes (`SPREAD`), optionally restricted to nodes offering
+`STYX_SHARD_RESOURCES` (e.g. `{"styx_worker": 0.001}`). Every role is created with `max_restarts=-1`. A restarted actor rebuilds itself from the store when it is
 first called; the scheduler pings every shard on each tick, so a restarted shard resumes its instances
 within a tick even when nobody else calls it.
 """
@@ -18,11 +21,14 @@ import inspect
 import logging
 import os
 import random
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from styx_actors.actors.batching import Call, CallBatcher, Outcome, run_batch
 from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.local import CLEANUP_INTERVAL, load_resource_limits
@@ -46,6 +52,16 @@ def actor_name(role: str) -> str:
     return f"styx-{role}"
 
 
+# The per-instance calls of a burst: batched (styx_actors/actors/batching.py). Their exceptions are plain
+# (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries.
+BATCHED_METHODS = frozenset(
+    {"trigger", "acquire", "release", "restore", "granted", "instance_finished", "runner_status", "start_for", "status", "stop"}
+)
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], CallBatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class RayPort:
     """Await any method of a named actor's hosted object (looked up lazily, so restarts are transparent)."""
 
@@ -58,20 +74,34 @@ class RayPort:
 
     def __getattr__(self, method: str):
         async def call(*args: Any, **kwargs: Any) -> Any:
+            if method in BATCHED_METHODS and not kwargs:
+                return await self._batcher().call(method, args)
             return await self.handle().call.remote(method, *args, **kwargs)
 
         return call
 
     def tell(self, method: str, *args: Any) -> None:
-        """Fire and forget (notifications that must not block the sender)."""
-        self.handle().call.remote(method, *args)
+        """Fire and forget (notifications that must not block the sender); ValueError if there is no actor."""
+        self.handle()
+        self._batcher().tell(method, args)
+
+    def _batcher(self) -> CallBatcher:
+        """One batcher per actor and event loop, shared by every port of that actor."""
+        per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
+        key = (self._namespace, self._role)
+        if key not in per_loop:
+            per_loop[key] = CallBatcher(lambda calls: self.handle().call_batch.remote(calls))
+        return per_loop[key]
 
 
 class RemoteRunner:
     """The Runner protocol over the runner actor; its status updates are pushed to the shards directly."""
 
-    def __init__(self, owner_role: str, namespace: str) -> None:
-        self._port = RayPort("runner", namespace)
+    def __init__(self, owner_role: str, settings: Settings) -> None:
+        # The runner of the node this shard runs on: containers start where their shard is.
+        node = ray.get_runtime_context().get_node_id()
+        self._port = RayPort(runner_role(node), settings.ray_namespace)
+        _runner_options(node, settings).remote(runner_role(node), settings.model_dump_json())
         self._owner_role = owner_role
         self.runner_id = "docker"
 
@@ -138,12 +168,18 @@ class ActorHost:
         result = getattr(target, method)(*args, **kwargs)
         return await result if inspect.isawaitable(result) else result
 
+    async def call_batch(self, calls: list[Call]) -> list[Outcome]:
+        return await run_batch(await self._ensure_started(), calls)
+
     async def ping(self) -> str:
         await self._ensure_started()
         return self._role
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
     async def _ensure_started(self) -> Any:
         if self._target is not None:
@@ -164,7 +200,7 @@ class ActorHost:
         store = open_store(settings.store_url())
         await store.open()
         rng = random.Random()
-        if self._role == "runner":
+        if self._role.startswith("runner-"):
             runner = RunnerHost(settings, store)
             self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner.clean_up, rng)))
             return runner
@@ -183,7 +219,7 @@ class ActorHost:
             self._loops.append(asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), rng)))
             return scheduler
         placement = Dedicated(self._instance) if self._instance else Sharded(int(self._role.removeprefix("shard-")), settings.shard_count)
-        runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(self._role, settings.ray_namespace)
+        runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(self._role, settings)
         scheduler_port = self._port("scheduler")
 
         def finished(instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
@@ -257,11 +293,31 @@ class RayRouter(InstanceRouter):
 
 
 def _host_options(role: str, settings: Settings, detached: bool) -> Any:
+    options: dict[str, Any] = {}
+    if role.startswith("shard-"):
+        options = {"scheduling_strategy": "SPREAD", "resources": dict(settings.shard_resources)}
     return ActorHost.options(
         name=actor_name(role),
         namespace=settings.ray_namespace,
         get_if_exists=True,
         lifetime="detached" if detached else None,
+        **options,
+    )
+
+
+def runner_role(node_id: str) -> str:
+    return f"runner-{node_id[:16]}"
+
+
+def _runner_options(node_id: str, settings: Settings) -> Any:
+    """A node's runner lives on that node; should the node die, Ray restarts it elsewhere (soft affinity),
+    where executions it cannot see any more are reported failed and retried."""
+    return ActorHost.options(
+        name=actor_name(runner_role(node_id)),
+        namespace=settings.ray_namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=True),
     )
 
 
@@ -291,7 +347,10 @@ class RaySystem:
 
 def connect_ray(settings: Settings) -> None:
     if not ray.is_initialized():
+        # A local Ray stays on loopback; a cluster's nodes use the addresses they were started with.
+        local = {} if settings.ray_address else {"_node_ip_address": "127.0.0.1"}
         ray.init(
+            **local,
             address=settings.ray_address,
             namespace=settings.ray_namespace,
             include_dashboard=False,
@@ -303,14 +362,21 @@ def connect_ray(settings: Settings) -> None:
 async def start_ray_system(settings: Settings) -> RaySystem:
     """Create (or find, when they already run) every role's actor, wait until all answer, and return the
     facade. Idempotent: several API processes can call it against one cluster."""
+    if settings.ray_address and settings.store_url().startswith("sqlite"):
+        raise ValueError(
+            "a Ray cluster needs a store every node can reach, and SQLite is a file on one machine: "
+            "start with --store redis://HOST:PORT/DB (or STYX_STORE)"
+        )
     connect_ray(settings)
     shards = [] if settings.placement == "dedicated" else [f"shard-{i}" for i in range(settings.shard_count)]
-    roles = ["resources", *shards, "scheduler"]
-    if settings.runner != "noop":
-        roles.insert(0, "runner")
+    nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]] if settings.runner != "noop" else []
+    roles = [*(runner_role(node) for node in nodes), "resources", *shards, "scheduler"]
     detached = settings.ray_address is not None
     settings_json = settings.model_dump_json()
-    handles = [_host_options(role, settings, detached).remote(role, settings_json) for role in roles]
+    handles = [_runner_options(node, settings).remote(runner_role(node), settings_json) for node in nodes]
+    handles += [
+        _host_options(role, settings, detached).remote(role, settings_json) for role in roles if not role.startswith("runner-")
+    ]
     await asyncio.gather(*(handle.ping.remote() for handle in handles))
     store = open_store(settings.store_url())
     await store.open()

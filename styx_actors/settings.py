@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     # Actor placement
     placement: Literal["sharded", "dedicated"] = "sharded"
     shard_count: int = 4
+    shard_resources: dict[str, float] = Field(default_factory=dict)  # Ray resources a shard needs, e.g. {"styx_worker": 0.001}
 
     # Loop intervals (each run is jittered by ±50% like Styx's fixed-delay loops)
     trigger_tick_interval: Duration = timedelta(seconds=1)

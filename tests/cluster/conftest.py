@@ -16,7 +16,7 @@ from tests.integration.conftest import remove_containers, scenario_settings
 
 @pytest.fixture(scope="session")
 def ray_runtime() -> Iterator[None]:
-    ray.init(namespace="styx-tests", include_dashboard=False, log_to_driver=False, num_cpus=2)
+    ray.init(namespace="styx-tests", include_dashboard=False, log_to_driver=False, num_cpus=2, _node_ip_address="127.0.0.1")
     yield
     ray.shutdown()
 

@@ -74,11 +74,12 @@ async def test_dedicated_placement_runs_each_instance_in_its_own_actor(ray_setti
     settings = ray_settings.model_copy(update={"placement": "dedicated"})
     system = await start_ray_system(settings)
     try:
-        workflow_id = await deploy(system, config("dedicated", schedule="days", script="sleep 1"))
+        workflow_id = await deploy(system, config("dedicated", schedule="days", script="sleep 5"))
         days = ["2020-01-01", "2020-01-02", "2020-01-03"]
+        pids = set()
         for day in days:
             await system.commands.trigger(TriggerRequest(workflow_id=workflow_id, parameter=day))
-        pids = {await system.port(dedicated_role(instance(workflow_id, d).key())).handle().pid.remote() for d in days}
+            pids.add(await system.port(dedicated_role(instance(workflow_id, day).key())).handle().pid.remote())
         assert len(pids) == 3  # one process per instance
         for day in days:
             assert (await wait_finished(system.store, instance(workflow_id, day), timeout=60))[-1] == "success"
