@@ -305,6 +305,16 @@ def _host_options(role: str, settings: Settings, detached: bool) -> Any:
     )
 
 
+def _existing_actor(role: str, settings: Settings) -> Any:
+    try:
+        return ray.get_actor(actor_name(role), namespace=settings.ray_namespace)
+    except ValueError:
+        raise ValueError(
+            f"--api-only: no actor {actor_name(role)} in Ray namespace {settings.ray_namespace!r}; "
+            "start one `styx serve` without --api-only first"
+        ) from None
+
+
 def runner_role(node_id: str) -> str:
     return f"runner-{node_id[:16]}"
 
@@ -373,10 +383,15 @@ async def start_ray_system(settings: Settings) -> RaySystem:
     roles = [*(runner_role(node) for node in nodes), "resources", *shards, "scheduler"]
     detached = settings.ray_address is not None
     settings_json = settings.model_dump_json()
-    handles = [_runner_options(node, settings).remote(runner_role(node), settings_json) for node in nodes]
-    handles += [
-        _host_options(role, settings, detached).remote(role, settings_json) for role in roles if not role.startswith("runner-")
-    ]
+    if settings.api_only:
+        handles = [_existing_actor(role, settings) for role in roles if not role.startswith("runner-")]
+    else:
+        handles = [_runner_options(node, settings).remote(runner_role(node), settings_json) for node in nodes]
+        handles += [
+            _host_options(role, settings, detached).remote(role, settings_json)
+            for role in roles
+            if not role.startswith("runner-")
+        ]
     await asyncio.gather(*(handle.ping.remote() for handle in handles))
     store = open_store(settings.store_url())
     await store.open()

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     store: str = ""  # sqlite:///PATH or redis://HOST:PORT/DB; empty = SQLite file under data_dir
     runner: Literal["docker", "noop"] = "docker"
     ray_address: str | None = None
+    api_only: bool = False  # serve the API over actors another `styx serve` started (never create them)
     ray_namespace: str = "styx"  # several installations can share one Ray cluster under different namespaces
     auth: Literal["google", "none", "auto"] = "auto"
     environment: str = "production"
