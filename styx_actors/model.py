@@ -459,7 +459,6 @@ class GlobalConfig(StyxModel):
 
     enabled: bool = True
     concurrency: int | None = None
-    submission_rate_limit: float | None = None
     docker_runner_id: str = "default"
     debug: bool = False
     client_blacklist: list[str] = Field(default_factory=list)

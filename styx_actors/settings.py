@@ -59,7 +59,6 @@ class Settings(BaseSettings):
     # Loop intervals (each run is jittered by ±50% like Styx's fixed-delay loops)
     trigger_tick_interval: Duration = timedelta(seconds=1)
     backfill_tick_interval: Duration = timedelta(seconds=1)
-    scheduler_tick_interval: Duration = timedelta(seconds=2)
     state_manager_tick_interval: Duration = timedelta(seconds=15)
 
     # Retry policy (reference §3)
@@ -75,7 +74,6 @@ class Settings(BaseSettings):
     max_running_timeout: Duration | None = timedelta(hours=48)
 
     # Throughput limits
-    dequeue_rate_limit: float = 1000.0
     workflow_cache_ttl: Duration = timedelta(seconds=30)  # retry conditions and running timeouts
     backfill_max_triggers_per_tick: int = 10
 
