@@ -12,13 +12,12 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import metrics as metrics_module
-from api.deps import Services, authenticate, reject_blacklisted_clients
+from api.deps import API_PREFIX, Services, authenticate, reject_blacklisted_clients
 from api.errors import ERROR_SCHEMA, install_error_handlers
 from api.metrics import ApiMetrics
 from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from api.routers import backfills, config, health, resources, scheduler, status, workflows
 
-API_PREFIX = "/api/v3"
 API_ROUTERS = (workflows.router, resources.router, backfills.router, status.router, scheduler.router, config.router)
 
 
@@ -34,7 +33,7 @@ def create_app(services: Services) -> FastAPI:
     # Styx's order for every API route: client blacklist, then authentication (reference §8.1).
     api_dependencies = [Depends(reject_blacklisted_clients), Depends(authenticate)]
     for router in API_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, dependencies=api_dependencies)
+        app.include_router(router, dependencies=api_dependencies)
     app.include_router(health.router)
     app.include_router(metrics_module.router)
     # The last added middleware is the outermost: the request id and the catch-all wrap everything.

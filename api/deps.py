@@ -20,6 +20,8 @@ from styx_actors.model import Workflow
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
 
+API_PREFIX = "/api/v3"
+
 # Methods that only read: Styx lets anonymous callers use them.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

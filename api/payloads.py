@@ -60,17 +60,26 @@ def _without_trailing_commas(text: str) -> str:
     return "".join(out)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _loads(text: str | bytes) -> Any:
+    """Strict JSON: Python's NaN/Infinity extensions are refused like any other non-JSON text."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
 def parse_json(body: bytes, texts: PayloadTexts) -> Any:
     if not body.strip():
         raise BadRequest(texts.missing)
     try:
-        return json.loads(body)
+        return _loads(body)
     except RecursionError:
         raise BadRequest(f"{texts.invalid_prefix}JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers too long to convert
         first_error = exc
     try:
-        return json.loads(_without_trailing_commas(body.decode()))
+        return _loads(_without_trailing_commas(body.decode()))
     except (ValueError, RecursionError):
         raise BadRequest(f"{texts.invalid_prefix}{first_error}") from None
 
@@ -82,6 +91,8 @@ def parse_model(data: Any, model: type[M], texts: PayloadTexts) -> M:
         raise BadRequest(texts.invalid_prefix + validation_message(list(exc.errors()))) from None
     except RecursionError:
         raise BadRequest(f"{texts.invalid_prefix}JSON nested too deeply") from None
+    except OverflowError as exc:  # an instant whose UTC form falls outside years 1-9999
+        raise BadRequest(f"{texts.invalid_prefix}{exc}") from None
 
 
 async def read_json(request: Request, texts: PayloadTexts) -> Any:
@@ -172,7 +183,9 @@ class WorkflowPayload(Workflow):
 
     @classmethod
     def of(cls, workflow: Workflow) -> Self:
-        return cls(component_id=workflow.component_id, workflow_id=workflow.workflow_id, configuration=workflow.configuration)
+        return cls(
+            component_id=workflow.component_id, workflow_id=workflow.workflow_id, configuration=workflow.configuration
+        )
 
 
 class SavedWorkflowPayload(WorkflowPayload):

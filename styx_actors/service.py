@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import sys
@@ -55,46 +54,30 @@ class AuthChoice:
 OPEN_ACCESS = AuthChoice(NoAuthentication(), AllowAll(), enabled=False)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def choose_auth(settings: Settings) -> AuthChoice:
-    """`google` or `none` as configured; `auto` is `none` on a loopback address and `google` elsewhere, so a
-    service reachable from other machines is never open by accident."""
-    mode = settings.auth
-    if mode == "auto":
-        mode = "none" if is_loopback(settings.host) else "google"
-    if mode == "google":
-        choice = google_auth(settings)
-        log.warning("AUTHENTICATION ON (Google ID tokens): changes need `Authorization: Bearer <token>`")
-        return choice
-    exposure = "loopback only" if is_loopback(settings.host) else f"{settings.host}, REACHABLE FROM OTHER MACHINES"
-    log.warning(
-        "AUTHENTICATION OFF: any caller can change workflows, resources and backfills (listening on %s). "
-        "Set STYX_AUTH=google to require Google ID tokens.",
-        exposure,
-    )
-    return OPEN_ACCESS
-
-
-def google_auth(settings: Settings) -> AuthChoice:
-    """Google ID-token authentication and service-account authorization (api/auth/, imported lazily so the
-    embedded mode does not need Google's libraries)."""
-    try:
-        from api.auth.google import GoogleAuthenticator
-        from api.auth.iam import authorizer_from_settings
+    """Authentication and authorization as configured (api/auth, docs/auth.md): with STYX_AUTH=auto, Google
+    ID tokens are required unless the service listens on a loopback address only, so a service reachable
+    from other machines is never open by accident. The mode is logged loudly either way."""
+    try:  # imported here: the Google libraries are only needed once a service starts
+        from api.auth import build_security, google_authentication_enabled
     except ImportError as exc:
-        raise ServiceError(
-            f"STYX_AUTH=google needs the Google auth modules (api.auth.google, api.auth.iam): {exc}. "
-            "Use STYX_AUTH=none with STYX_HOST=127.0.0.1 to run without authentication."
-        ) from exc
-    return AuthChoice(GoogleAuthenticator(settings), authorizer_from_settings(settings), enabled=True)
+        raise ServiceError(f"The authentication modules (api.auth) cannot be imported: {exc}") from exc
+    try:
+        authenticator, authorizer = build_security(settings)
+    except ValueError as exc:
+        raise ServiceError(str(exc)) from exc
+    enabled = google_authentication_enabled(settings)
+    if enabled:
+        log.warning("AUTHENTICATION ON (Google ID tokens): changes need `Authorization: Bearer <token>`")
+    else:
+        log.warning(
+            "AUTHENTICATION OFF (STYX_AUTH=%s): anyone who can reach %s:%d can change workflows, resources and "
+            "backfills. Set STYX_AUTH=google to require Google ID tokens.",
+            settings.auth,
+            settings.host,
+            settings.port,
+        )
+    return AuthChoice(authenticator, authorizer, enabled)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -158,7 +141,10 @@ async def _serve_on_ray(settings: Settings) -> None:
     ensure_port_free(settings.host, settings.port)
     store = await open_service_store(settings)
     try:
-        system = await start_ray_system(settings)
+        try:
+            system = await start_ray_system(settings)
+        except (ValueError, ConnectionError) as exc:
+            raise ServiceError(f"Cannot start the actor system on Ray: {exc}") from exc
         services = Services(
             store=store,
             commands=system.commands,
@@ -172,7 +158,10 @@ async def _serve_on_ray(settings: Settings) -> None:
             create_app(services), host=settings.host, port=settings.port, lifespan="off", server_header=False
         )
         log.info("serving the Styx v3 API on http://%s:%d/api/v3", settings.host, settings.port)
-        await uvicorn.Server(config).serve()
+        try:
+            await uvicorn.Server(config).serve()
+        finally:
+            await system.store.close()
     finally:
         stop_ray_system()
         await store.close()
@@ -285,7 +274,9 @@ class BackgroundService:
             service = await create_local_service(
                 settings, store, runner, self.clock, self.auth, run_scheduler_loops=self.run_scheduler_loops
             )
-            config = uvicorn.Config(service.app, host=settings.host, port=settings.port, lifespan="off", log_level="warning")
+            config = uvicorn.Config(
+                service.app, host=settings.host, port=settings.port, lifespan="off", log_level="warning"
+            )
             self._server = uvicorn.Server(config)
             serving = asyncio.create_task(self._server.serve())
             deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS

@@ -21,7 +21,7 @@ def utc(dt: datetime) -> datetime:
 def format_instant(dt: datetime) -> str:
     """`2017-01-01T01:00:00Z`, with fractional seconds only when they are non-zero."""
     dt = utc(dt)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%S")  # strftime's %Y does not pad years before 1000
     if dt.microsecond:
         text += f".{dt.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -34,7 +34,10 @@ def parse_instant(text: str) -> datetime:
     dt = datetime.fromisoformat(text.strip().replace("z", "Z"))
     if dt.tzinfo is None:
         raise ValueError(f"instant {text!r} has no zone")
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before the first representable instant
+        raise ValueError(f"instant {text!r} is out of range") from exc
 
 
 def to_millis(dt: datetime) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import PrincipalDep, Services, ServicesDep, authorize_workflow, parse_boolean
+from api.deps import API_PREFIX, PrincipalDep, Services, ServicesDep, authorize_workflow, parse_boolean
 from api.payloads import (
     ENTITY_PAYLOAD,
     BackfillPayload,
@@ -24,6 +25,7 @@ from styx_actors.model import (
     BackfillInput,
     EditableBackfillInput,
     RunStateDataPayload,
+    Workflow,
     WorkflowId,
     WorkflowInstance,
 )
@@ -31,7 +33,10 @@ from styx_actors.schedule import Schedule
 from styx_actors.store.base import Store, StoredEvent
 from styx_actors.timeutil import UTC
 
-router = APIRouter(prefix="/backfills", tags=["Backfills"])
+router = APIRouter(prefix=f"{API_PREFIX}/backfills", tags=["Backfills"])
+
+# About eleven years of hourly partitions.
+MAX_BACKFILL_PARTITIONS = 100_000
 
 # Styx reads these flags as the exact string "true" (not Boolean.parseBoolean).
 ExactTrue = Annotated[str | None, Query(description='"true" enables')]
@@ -39,7 +44,10 @@ ExactTrue = Annotated[str | None, Query(description='"true" enables')]
 
 async def _statuses(store: Store, backfill: Backfill) -> RunStateDataPayload:
     workflow_id = backfill.workflow_id
-    active = {state.workflow_instance.parameter: state for state in await store.active_states(workflow_id.component_id, workflow_id.id)}
+    active = {
+        state.workflow_instance.parameter: state
+        for state in await store.active_states(workflow_id.component_id, workflow_id.id)
+    }
 
     async def events_of(parameter: str) -> list[StoredEvent]:
         return await store.events(WorkflowInstance(workflow_id=workflow_id, parameter=parameter))
@@ -92,10 +100,27 @@ async def create_backfill(
     allowFuture: Annotated[str | None, Query(description='"true" (any case) allows future partitions')] = None,  # noqa: N803
 ) -> Backfill:
     backfill_input = await read_payload(request, BackfillInput, ENTITY_PAYLOAD)
-    found = await services.store.get_workflow(WorkflowId(component_id=backfill_input.component, id=backfill_input.workflow))
+    found = await services.store.get_workflow(
+        WorkflowId(component_id=backfill_input.component, id=backfill_input.workflow)
+    )
     if found is not None:
         await authorize_workflow(services, principal, found[0])
+        _refuse_oversized(found[0], backfill_input)
     return await services.commands.create_backfill(backfill_input, allow_future=parse_boolean(allowFuture))
+
+
+def _refuse_oversized(workflow: Workflow, backfill_input: BackfillInput) -> None:
+    """Every partition is materialised (at creation, and in each status list): bound their number, as the
+    body size is bounded. Ranges the command refuses anyway (unaligned, reversed) are left to its texts."""
+    try:
+        partitions = Schedule.parse(workflow.configuration.schedule).iter_range(
+            backfill_input.start, backfill_input.end
+        )
+        count = sum(1 for _ in itertools.islice(partitions, MAX_BACKFILL_PARTITIONS + 1))
+    except ValueError:
+        return
+    if count > MAX_BACKFILL_PARTITIONS:
+        raise BadRequest(f"backfill covers too many partitions, limit = {MAX_BACKFILL_PARTITIONS}")
 
 
 @router.get("/{backfill_id}", response_model=BackfillPayload, responses={404: {"description": "Not found"}})

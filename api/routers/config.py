@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import PrincipalDep, ServicesDep
+from api.deps import API_PREFIX, PrincipalDep, ServicesDep
 from api.payloads import GlobalEnabledPayload
 from styx_actors.errors import BadRequest
 
-router = APIRouter(prefix="/config", tags=["Styx Config"])
+router = APIRouter(prefix=f"{API_PREFIX}/config", tags=["Styx Config"])
 
 
 def _payload(enabled: bool) -> GlobalEnabledPayload:
@@ -35,5 +35,7 @@ async def set_global_enabled(
     if enabled.lower() not in ("true", "false"):
         raise BadRequest(f"Invalid enabled parameter: {enabled!r} (expected true or false)")
     config = await services.store.get_config()
-    updated = await services.commands.set_global_config(config.model_copy(update={"enabled": enabled.lower() == "true"}))
+    updated = await services.commands.set_global_config(
+        config.model_copy(update={"enabled": enabled.lower() == "true"})
+    )
     return _payload(updated.enabled)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from api.deps import PrincipalDep, ServicesDep
+from api.deps import API_PREFIX, PrincipalDep, ServicesDep
 from api.payloads import ENTITY_PAYLOAD, ResourcesPayload, json_schema, read_payload, request_body
 from styx_actors.errors import BadRequest, NotFound
 from styx_actors.model import Resource
 
-router = APIRouter(prefix="/resources", tags=["Resources"])
+router = APIRouter(prefix=f"{API_PREFIX}/resources", tags=["Resources"])
 
 # A workflow can only reference resource names up to this length (validation.py), so longer ones are
 # refused here rather than stored unusable.

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import PrincipalDep, Services, ServicesDep, authorize_workflow, parse_boolean
+from api.deps import API_PREFIX, PrincipalDep, Services, ServicesDep, authorize_workflow, parse_boolean
 from api.payloads import (
     ENTITY_PAYLOAD,
     EVENT_SCHEMA,
@@ -29,7 +29,7 @@ from styx_actors.errors import BadRequest, NotFound
 from styx_actors.events import Dequeue, EventParseError, Halt, Timeout, event_from_json
 from styx_actors.model import TriggerRequest, TriggerResponse, WorkflowInstance
 
-router = APIRouter(prefix="/scheduler", tags=["Scheduler"])
+router = APIRouter(prefix=f"{API_PREFIX}/scheduler", tags=["Scheduler"])
 
 DEPRECATED_INJECTION = (
     "This API for injecting generic events is deprecated, "
@@ -76,7 +76,11 @@ async def trigger(
     return await services.commands.trigger(trigger_request, allow_future=parse_boolean(allowFuture))
 
 
-@router.post("/retry", openapi_extra=request_body(INSTANCE_REFERENCE_SCHEMA), responses={404: {"description": "Workflow not found"}})
+@router.post(
+    "/retry",
+    openapi_extra=request_body(INSTANCE_REFERENCE_SCHEMA),
+    responses={404: {"description": "Workflow not found"}},
+)
 async def retry(
     request: Request,
     services: ServicesDep,
@@ -91,7 +95,11 @@ async def retry(
     return JSONResponse(sent)
 
 
-@router.post("/halt", openapi_extra=request_body(INSTANCE_REFERENCE_SCHEMA), responses={404: {"description": "Workflow not found"}})
+@router.post(
+    "/halt",
+    openapi_extra=request_body(INSTANCE_REFERENCE_SCHEMA),
+    responses={404: {"description": "Workflow not found"}},
+)
 async def halt(request: Request, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     """Halt an active instance (a non-active one is left alone); echoes the body."""
     sent = await read_json(request, ENTITY_PAYLOAD)
@@ -101,7 +109,9 @@ async def halt(request: Request, services: ServicesDep, principal: PrincipalDep)
     return JSONResponse(sent)
 
 
-@router.post("/events", openapi_extra=request_body(EVENT_SCHEMA), responses={404: {"description": "Workflow not found"}})
+@router.post(
+    "/events", openapi_extra=request_body(EVENT_SCHEMA), responses={404: {"description": "Workflow not found"}}
+)
 async def inject_event(request: Request, services: ServicesDep, principal: PrincipalDep) -> Response:
     """Only `halt` and `timeout` are injected; `dequeue` becomes a retry without delay; others are refused."""
     sent: Any = await read_json(request, ENTITY_PAYLOAD)

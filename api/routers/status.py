@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import ServicesDep
+from api.deps import API_PREFIX, ServicesDep
 from api.payloads import event_payload
 from styx_actors.errors import BadRequest
 from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
 
-router = APIRouter(prefix="/status", tags=["Status"])
+router = APIRouter(prefix=f"{API_PREFIX}/status", tags=["Status"])
 
 
 @router.get("/activeStates", response_model=RunStateDataPayload)

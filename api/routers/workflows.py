@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import PrincipalDep, ServicesDep, authorize_workflow, parse_boolean
+from api.deps import API_PREFIX, PrincipalDep, ServicesDep, authorize_workflow, parse_boolean
 from api.payloads import (
     WORKFLOW_PAYLOAD,
     SavedWorkflowPayload,
@@ -35,7 +35,7 @@ from styx_actors.store.base import Store
 from styx_actors.timeutil import parse_instant
 from styx_actors.validation import format_errors_bracketed
 
-router = APIRouter(prefix="/workflows", tags=["Workflows"])
+router = APIRouter(prefix=f"{API_PREFIX}/workflows", tags=["Workflows"])
 
 # Styx's default page: a week of hourly instances.
 DEFAULT_INSTANCES_LIMIT = 168
@@ -58,7 +58,7 @@ def _instant_filter(name: str, value: str | None) -> datetime | None:
         return None
     try:
         return parse_instant(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise BadRequest(f"Invalid {name}: {exc}") from None
 
 
@@ -127,7 +127,9 @@ async def save_workflow(
     return SavedWorkflowPayload.of(await services.commands.save_workflow(component_id, config))
 
 
-@router.get("/{component_id}/{workflow_id}", response_model=WorkflowPayload, responses={404: {"description": "Not found"}})
+@router.get(
+    "/{component_id}/{workflow_id}", response_model=WorkflowPayload, responses={404: {"description": "Not found"}}
+)
 async def get_workflow(component_id: str, workflow_id: str, services: ServicesDep) -> WorkflowPayload:
     workflow, _ = await _workflow(services.store, WorkflowId(component_id=component_id, id=workflow_id))
     return WorkflowPayload.of(workflow)
@@ -144,9 +146,13 @@ async def delete_workflow(
 
 
 @router.get(
-    "/{component_id}/{workflow_id}/full", response_model=WorkflowWithStatePayload, responses={404: {"description": "Not found"}}
+    "/{component_id}/{workflow_id}/full",
+    response_model=WorkflowWithStatePayload,
+    responses={404: {"description": "Not found"}},
 )
-async def get_workflow_with_state(component_id: str, workflow_id: str, services: ServicesDep) -> WorkflowWithStatePayload:
+async def get_workflow_with_state(
+    component_id: str, workflow_id: str, services: ServicesDep
+) -> WorkflowWithStatePayload:
     workflow, state = await _workflow(services.store, WorkflowId(component_id=component_id, id=workflow_id))
     return _with_state(workflow, state)
 

@@ -1,13 +1,15 @@
 """Backfill actors: each active backfill keeps at most `concurrency` of its instances active (reference §7.2).
 
-A driver triggers the partition at its cursor, advances the cursor (forward or reverse) and persists it,
-until the last partition is triggered (`all_triggered`). It is woken when one of its instances ends, so a
-freed slot is refilled at once, and by the periodic tick, which also picks up edits made through other
-API processes. Already-active partitions are skipped (and count as triggered, as in Styx).
+A driver triggers the partitions at its cursor, advances the cursor (forward or reverse) and persists it,
+until the last partition is triggered (`all_triggered`). The partitions that fit in its free slots are
+triggered together, as one round, and the cursor is persisted once per round. It is woken when one of its
+instances ends, so a freed slot is refilled at once, and by the periodic tick, which also picks up edits
+made through other API processes. Already-active partitions are skipped (and count as triggered, as in
+Styx).
 
-Exactly once: the cursor is persisted right after each trigger. Should the process die in between, the
-driver finds on restart that the partition at its cursor already has a trigger of this backfill in its
-event log, and moves past it instead of running it again.
+Exactly once: should the process die between a round's triggers and its cursor write, the driver finds on
+restart which partitions of the next round (at most `concurrency` from the cursor) already carry a trigger
+of this backfill in their event log, and steps past those instead of running them again.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class BackfillDriver:
         self._trigger = trigger
         self._clock = clock
         self._active: set[str] = set()
+        self._ahead: set[str] = set()  # partitions past the cursor that are triggered already: skipped
         self._lock = asyncio.Lock()
 
     @property
@@ -41,7 +44,7 @@ class BackfillDriver:
         return self.backfill.id
 
     async def start(self) -> None:
-        """Learn which instances of this backfill are active, and step past a partition that was
+        """Learn which instances of this backfill are active, and which partitions of the next round were
         triggered just before a crash."""
         states = await self._store.active_states_by_trigger(self.id)
         self._active = {s.workflow_instance.parameter for s in states if s.workflow_instance.workflow_id == self.backfill.workflow_id}
@@ -49,9 +52,9 @@ class BackfillDriver:
             schedule = await self._schedule()
             if schedule is None:
                 return
-            cursor = self.backfill.next_trigger
-            if cursor != self._exclusive_end(schedule) and await self._was_triggered(schedule, cursor):
-                await self._advance(schedule, cursor)
+            for cursor in self._next_cursors(schedule, self.backfill.concurrency):
+                if await self._was_triggered(schedule, cursor):
+                    self._ahead.add(to_parameter(schedule, cursor))
 
     def update(self, backfill: Backfill) -> None:
         """An edit (concurrency, description, halt) made elsewhere."""
@@ -68,33 +71,69 @@ class BackfillDriver:
         return self.backfill.halted or self.backfill.all_triggered
 
     async def pump(self, max_triggers: int | None = None) -> int:
-        """Trigger partitions while there is room; returns how many were triggered."""
+        """Trigger partitions while there is room, a round at a time; returns how many were triggered."""
         async with self._lock:
             schedule = await self._schedule()
             if schedule is None:
                 return 0
             triggered = 0
-            while not self.finished and len(self._active) < self.backfill.concurrency:
-                if max_triggers is not None and triggered >= max_triggers:
+            while not self.finished:
+                room = self.backfill.concurrency - len(self._active)
+                if max_triggers is not None:
+                    room = min(room, max_triggers - triggered)
+                if room <= 0:
                     break
-                cursor = self.backfill.next_trigger
-                if cursor == self._exclusive_end(schedule):
+                cursors = self._next_cursors(schedule, room)
+                if not cursors:
                     await self._save(all_triggered=True)
                     break
-                parameter = to_parameter(schedule, cursor)
-                instance = WorkflowInstance(workflow_id=self.backfill.workflow_id, parameter=parameter)
-                params = self.backfill.trigger_parameters or TriggerParameters()
-                try:
-                    await self._trigger(instance, Trigger.backfill(self.id), params)
-                    self._active.add(parameter)
-                    triggered += 1
-                except Conflict:
-                    log.info("backfill %s: %s already active, skipped", self.id, instance)
-                except Exception:
-                    log.exception("backfill %s: triggering %s failed; retrying next tick", self.id, instance)
-                    break
-                await self._advance(schedule, cursor)
+                outcomes = await asyncio.gather(*(self._trigger_partition(schedule, cursor) for cursor in cursors))
+                # The cursor moves past the round's partitions up to the first that failed; those triggered
+                # after it are remembered, so that they are not triggered again when the cursor gets there.
+                failed = outcomes.index(None) if None in outcomes else len(outcomes)
+                for cursor, outcome in zip(cursors[failed + 1 :], outcomes[failed + 1 :]):
+                    if outcome:
+                        self._ahead.add(to_parameter(schedule, cursor))
+                triggered += sum(1 for outcome in outcomes if outcome)
+                if failed > 0:
+                    await self._advance(schedule, cursors[failed - 1])
+                if failed < len(outcomes):
+                    break  # retried on the next tick
             return triggered
+
+    async def _trigger_partition(self, schedule: Schedule, cursor: datetime) -> bool | None:
+        """True: triggered; False: skipped (already active, or triggered before a restart); None: failed."""
+        parameter = to_parameter(schedule, cursor)
+        if parameter in self._ahead:
+            self._ahead.discard(parameter)
+            return False
+        instance = WorkflowInstance(workflow_id=self.backfill.workflow_id, parameter=parameter)
+        # Counted before the trigger returns: the instance may finish (and be discounted) before that.
+        self._active.add(parameter)
+        try:
+            await self._trigger(instance, Trigger.backfill(self.id), self.backfill.trigger_parameters or TriggerParameters())
+            return True
+        except Conflict:
+            self._active.discard(parameter)
+            log.info("backfill %s: %s already active, skipped", self.id, instance)
+            return False
+        except Exception:
+            self._active.discard(parameter)
+            log.exception("backfill %s: triggering %s failed; retrying next tick", self.id, instance)
+            return None
+
+    def _next_cursors(self, schedule: Schedule, count: int) -> list[datetime]:
+        """Up to `count` partitions from the cursor on, in the backfill's direction."""
+        end = self._exclusive_end(schedule)
+        cursors: list[datetime] = []
+        cursor = self.backfill.next_trigger
+        while len(cursors) < count and cursor != end:
+            cursors.append(cursor)
+            cursor = self._step(schedule, cursor)
+        return cursors
+
+    def _step(self, schedule: Schedule, cursor: datetime) -> datetime:
+        return schedule.previous(cursor) if self.backfill.reverse else schedule.next(cursor)
 
     async def _schedule(self) -> Schedule | None:
         """The workflow's current schedule; a backfill whose workflow is gone is halted."""
@@ -108,7 +147,8 @@ class BackfillDriver:
         return schedule.previous(self.backfill.start) if self.backfill.reverse else self.backfill.end
 
     async def _advance(self, schedule: Schedule, cursor: datetime) -> None:
-        following = schedule.previous(cursor) if self.backfill.reverse else schedule.next(cursor)
+        """Persist the cursor just past `cursor`."""
+        following = self._step(schedule, cursor)
         await self._save(next_trigger=following, all_triggered=following == self._exclusive_end(schedule))
 
     async def _save(self, **changes: object) -> None:
@@ -140,6 +180,7 @@ class BackfillDrivers:
         self._max_per_tick = max_triggers_per_tick
         self._drivers: dict[str, BackfillDriver] = {}
         self._wakeups: set[asyncio.Task[int]] = set()
+        self._waking: set[str] = set()  # drivers with a wake-up that has not started pumping yet
 
     def active_ids(self) -> list[str]:
         return sorted(self._drivers)
@@ -185,11 +226,16 @@ class BackfillDrivers:
         return driver
 
     def _wake(self, driver: BackfillDriver) -> None:
+        """Pump the driver soon; the many instances of a burst that finish together wake it once."""
+        if driver.id in self._waking:
+            return
+        self._waking.add(driver.id)
         task = asyncio.create_task(self._pump(driver))
         self._wakeups.add(task)
         task.add_done_callback(self._wakeups.discard)
 
     async def _pump(self, driver: BackfillDriver) -> int:
+        self._waking.discard(driver.id)
         enabled = (await self._store.get_config()).enabled
         triggered = await driver.pump() if enabled else 0
         if driver.finished:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from styx_actors.actors.batching import BatchLoader
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.clock import Clock
 from styx_actors.errors import BadRequest, Conflict, NotFound
@@ -70,6 +71,8 @@ class Commands:
         self._clock = clock
         self._timeouts = timeouts
         self._rng = rng or random.Random()
+        # Triggers arriving together (a burst of API calls, a script) read their workflows in one round trip.
+        self._workflow_loader = BatchLoader(store.get_workflows)
 
     # -- workflows ------------------------------------------------------------------------------------------
 
@@ -119,7 +122,7 @@ class Commands:
 
     async def trigger(self, request: TriggerRequest, allow_future: bool = False) -> TriggerResponse:
         """Ad-hoc trigger (§8.7); works on disabled workflows."""
-        found = await self._store.get_workflow(request.workflow_id)
+        found = await self._workflow_loader.load(request.workflow_id)
         if found is None:
             raise BadRequest("The specified workflow is not found in the scheduler")
         workflow = found[0]

@@ -159,7 +159,10 @@ class InstanceActor:
             self._spawn(self.poll())
         elif state.state in (State.TERMINATED, State.FAILED):
             self._spawn(self._terminated())
-        self._spawn(self._arm_timeout(), exclusive=False)
+        if state.state is State.RUNNING:  # its timeout depends on the workflow's running timeout
+            self._spawn(self._arm_running_timeout(), exclusive=False)
+        else:
+            self._host.schedule(self, self._host.timeout_deadline(state, None), "timeout")
 
     def _spawn(self, work: Coroutine[None, None, None], exclusive: bool = True) -> None:
         """Run a handler; an exclusive one runs at most once at a time per state (reconcile ticks re-run
@@ -256,12 +259,10 @@ class InstanceActor:
         config = found[0].configuration if found else None
         self.tell_guarded(self._host.retry_decision(state, config), state.counter)
 
-    async def _arm_timeout(self) -> None:
+    async def _arm_running_timeout(self) -> None:
         state = self.state
-        config = None
-        if state.state is State.RUNNING:
-            found = await self._host.workflow(self, fresh=False)
-            config = found[0].configuration if found else None
+        found = await self._host.workflow(self, fresh=False)
+        config = found[0].configuration if found else None
         if state.counter == self.state.counter and self.active:
             self._host.schedule(self, self._host.timeout_deadline(state, config), "timeout")
 

@@ -8,6 +8,7 @@ active") does not advance, so it is retried on the next tick. Nothing is scanned
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from styx_actors.errors import Conflict
 from styx_actors.model import (
     Trigger,
     TriggerParameters,
+    Workflow,
     WorkflowId,
     WorkflowInstance,
     WorkflowState,
@@ -27,6 +29,10 @@ from styx_actors.schedule import Schedule, advance_natural_trigger, effective_of
 from styx_actors.store.base import Store
 
 log = logging.getLogger(__name__)
+
+# Due workflows processed at once (read in one round trip, triggered concurrently): a burst of thousands
+# overlaps its store and actor round trips, while the store's connection pool stays bounded.
+TICK_CONCURRENCY = 1000
 
 TriggerFn = Callable[[WorkflowInstance, Trigger, TriggerParameters], Awaitable[object]]
 
@@ -80,13 +86,33 @@ class NaturalTriggers:
                 due.append(key)
             self._drop_stale()
         triggered = 0
-        for key in due:
-            triggered += await self._process(self._ids[key], now)
+        for offset in range(0, len(due), TICK_CONCURRENCY):
+            chunk = due[offset : offset + TICK_CONCURRENCY]
+            ids = [self._ids[key] for key in chunk]
+            try:
+                found = await self._store.get_workflows(ids)
+            except Exception:
+                self._requeue(due[offset:])
+                raise
+            results = await asyncio.gather(
+                *(self._process(workflow_id, pair, now) for workflow_id, pair in zip(ids, found, strict=True)),
+                return_exceptions=True,
+            )
+            for key, result in zip(chunk, results, strict=True):
+                if isinstance(result, BaseException):  # the store failed: keep the entry for the next tick
+                    log.error("natural trigger of %s failed; retrying next tick", key, exc_info=result)
+                    self._requeue([key])
+                else:
+                    triggered += result
         return triggered
 
-    async def _process(self, workflow_id: WorkflowId, now: datetime) -> int:
+    def _requeue(self, keys: list[str]) -> None:
+        for key in keys:
+            if key in self._fire_at:
+                heapq.heappush(self._heap, (self._fire_at[key], key))
+
+    async def _process(self, workflow_id: WorkflowId, found: tuple[Workflow, WorkflowState] | None, now: datetime) -> int:
         key = workflow_id.key()
-        found = await self._store.get_workflow(workflow_id)
         if found is None:
             self._fire_at.pop(key, None)
             return 0

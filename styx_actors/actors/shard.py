@@ -22,11 +22,12 @@ from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from styx_actors.actors.batching import BatchLoader
 from styx_actors.actors.committer import GroupCommitter
 from styx_actors.actors.instance import InstanceActor, NotActive
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Placement
-from styx_actors.actors.resources import AcquireResult
+from styx_actors.actors.resources import AcquireResult, Granted
 from styx_actors.clock import Clock
 from styx_actors.events import Event, RetryAfter, TriggerExecution
 from styx_actors.model import (
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 # How often due timers (retry delays, state timeouts) are checked against the clock.
 TIMER_RESOLUTION = timedelta(milliseconds=50)
+# An instance has at most two live timers (its timeout, a retry delay); the heap is compacted when it holds
+# more than this many entries per instance (plus the slack), which keeps compaction amortised O(1).
+TIMER_COMPACTION_FACTOR = 4
+TIMER_COMPACTION_SLACK = 1000
 
 
 class AlreadyActive(Exception):
@@ -107,9 +112,12 @@ class InstanceShard:
         self.runner_id = settings.docker_runner_id
         self.environment = settings.environment
         self._committer = GroupCommitter(store)
+        self._workflow_loader = BatchLoader(store.get_workflows)
+        self._counter_loader = BatchLoader(store.latest_event_counters)
         self._retry_policy = RetryPolicy.from_settings(settings)
         self._timeouts = TimeoutConfig.from_settings(settings)
         self._actors: dict[str, InstanceActor] = {}
+        self._broker_holders: set[str] = set()  # instances the resource broker may count or queue
         self._by_execution: dict[str, str] = {}
         self._timers: list[_Timer] = []
         self._timer_seq = itertools.count()
@@ -168,7 +176,7 @@ class InstanceShard:
         key = instance.key()
         if key in self._actors:
             raise AlreadyActive(key)
-        latest = await self._store.latest_event_counter(instance)
+        latest = await self._counter_loader.load(instance)
         if key in self._actors:
             raise AlreadyActive(key)
         actor = InstanceActor(new_instance_state(instance, latest, self.now_millis()), self)
@@ -203,7 +211,8 @@ class InstanceShard:
         """Tell the resource broker which permits this shard's instances hold (after the broker restarted)."""
         for actor in list(self._actors.values()):
             state = actor.state
-            if state.state.consumes_resources and state.data.resource_ids is not None:
+            if state.state.consumes_resources and state.data.resource_ids:
+                self._broker_holders.add(actor.key)
                 await self._resources.restore(actor.key, list(state.data.resource_ids))
 
     def set_global_config(self, config: GlobalConfig) -> None:
@@ -247,6 +256,10 @@ class InstanceShard:
 
     async def persist(self, state: RunState, event_json: str, insert: bool) -> bool:
         transition = Transition(state=state, event_json=event_json, insert=insert)
+        try:
+            return await self._committer.commit(transition)
+        except StoreError:
+            log.warning("commit of %s failed; retrying with backoff", transition.instance.key())
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(StoreError),
             wait=wait_exponential(multiplier=0.05, max=5),
@@ -261,7 +274,7 @@ class InstanceShard:
         # Leaving a consuming state frees the permits; a retry or failure while queued leaves the wait queue.
         leaves_queue = new.state is not State.QUEUED or isinstance(event, RetryAfter)
         if not new.state.consumes_resources and (old.state.consumes_resources or leaves_queue):
-            self._background(self._resources.release(actor.key))
+            self._release(actor.key)
         old_execution = old.data.execution_id
         if old_execution and old_execution != new.data.execution_id:
             self._by_execution.pop(old_execution, None)
@@ -279,6 +292,15 @@ class InstanceShard:
 
     def schedule(self, actor: InstanceActor, at_millis: int, kind: str) -> None:
         heapq.heappush(self._timers, _Timer(at_millis, next(self._timer_seq), actor.key, actor.state.counter, kind))
+        if len(self._timers) > TIMER_COMPACTION_FACTOR * len(self._actors) + TIMER_COMPACTION_SLACK:
+            # Every transition arms a new timeout, and the old ones lie in the heap until their (often days
+            # away) deadline: drop those whose instance has moved on, so memory follows the live instances.
+            self._timers = [timer for timer in self._timers if self._is_live(timer)]
+            heapq.heapify(self._timers)
+
+    def _is_live(self, timer: _Timer) -> bool:
+        actor = self._actors.get(timer.key)
+        return actor is not None and actor.state.counter == timer.counter
 
     def global_enabled(self) -> bool:
         return self._config.enabled
@@ -294,18 +316,27 @@ class InstanceShard:
         entry = self._workflows.get(key)
         ttl = self._settings.workflow_cache_ttl.total_seconds()
         if fresh or entry is None or time.monotonic() - entry.loaded_at > ttl:
-            found = await self._store.get_workflow(workflow_id)
+            found = await self._workflow_loader.load(workflow_id)
             entry = _WorkflowCacheEntry(found, time.monotonic())
             self._workflows[key] = entry
         return entry.found
 
     async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult:
+        if not resource_ids and self._config.concurrency is None:
+            return Granted(())  # nothing to count: a round trip to the broker per instance would only cost
+        self._broker_holders.add(actor.key)
         instance = actor.state.workflow_instance
         return await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
 
     def release_permits(self, actor: InstanceActor) -> None:
         if not actor.state.state.consumes_resources:
-            self._background(self._resources.release(actor.key))
+            self._release(actor.key)
+
+    def _release(self, holder: str) -> None:
+        """Give back permits or leave the wait queue, when the broker knows of the instance at all."""
+        if holder in self._broker_holders:
+            self._broker_holders.discard(holder)
+            self._background(self._resources.release(holder))
 
     def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event:
         return self._retry_policy.decide(state, config.retry_condition if config else None, self.rng)

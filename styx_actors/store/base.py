@@ -87,6 +87,10 @@ class Store(abc.ABC):
     async def get_workflow(self, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState] | None:
         """The workflow and its state, or None when it does not exist."""
 
+    async def get_workflows(self, workflow_ids: Sequence[WorkflowId]) -> list[tuple[Workflow, WorkflowState] | None]:
+        """`get_workflow` of each id, in order; a backend may answer them in one round trip."""
+        return [await self.get_workflow(workflow_id) for workflow_id in workflow_ids]
+
     @abc.abstractmethod
     async def workflows(self, component_id: str | None = None) -> list[tuple[Workflow, WorkflowState]]:
         """All workflows (of one component when given), sorted by component then workflow id."""
@@ -178,6 +182,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def latest_event_counter(self, instance: WorkflowInstance) -> int:
         """The highest stored event counter of the instance, -1 when it has no events."""
+
+    async def latest_event_counters(self, instances: Sequence[WorkflowInstance]) -> list[int]:
+        """`latest_event_counter` of each instance, in order; a backend may answer them in one round trip."""
+        return [await self.latest_event_counter(instance) for instance in instances]
 
     @abc.abstractmethod
     async def instance_parameters(

@@ -100,6 +100,17 @@ end
 return snapshots
 """
 
+# KEYS: event lists. The counter of each list's last entry, -1 for an empty list (one command for many
+# instances: a burst of triggers reads them together).
+LATEST_COUNTERS_SCRIPT = """
+local counters = {}
+for i, key in ipairs(KEYS) do
+  local latest = redis.call('LINDEX', key, -1)
+  counters[i] = latest and tonumber(string.match(latest, '^(%-?%d+) ')) or -1
+end
+return counters
+"""
+
 # KEYS: workflows, workflow states; ARGV: workflow field, JSON object of the patched fields. The state is
 # a flat object of strings, booleans and nulls, which cjson round-trips exactly.
 PATCH_STATE_SCRIPT = """
@@ -171,6 +182,7 @@ class _Connection:
     commit: AsyncScript
     indexed_snapshots: AsyncScript
     patch_state: AsyncScript
+    latest_counters: AsyncScript
 
 
 P = ParamSpec("P")
@@ -217,6 +229,7 @@ class RedisStore(Store):
             commit=client.register_script(COMMIT_SCRIPT),
             indexed_snapshots=client.register_script(INDEXED_SNAPSHOTS_SCRIPT),
             patch_state=client.register_script(PATCH_STATE_SCRIPT),
+            latest_counters=client.register_script(LATEST_COUNTERS_SCRIPT),
         )
 
     async def close(self) -> None:
@@ -254,6 +267,20 @@ class RedisStore(Store):
         if workflow_json is None:
             return None
         return Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json)
+
+    @_translate_errors
+    async def get_workflows(self, workflow_ids: Sequence[WorkflowId]) -> list[tuple[Workflow, WorkflowState] | None]:
+        if not workflow_ids:
+            return []
+        fields = [composite(workflow_id.component_id, workflow_id.id) for workflow_id in workflow_ids]
+        async with self._open.client.pipeline(transaction=True) as pipe:
+            pipe.hmget(self.keys.workflows, fields)
+            pipe.hmget(self.keys.workflow_states, fields)
+            workflow_jsons, state_jsons = await pipe.execute()
+        return [
+            None if workflow_json is None else (Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json))
+            for workflow_json, state_json in zip(workflow_jsons, state_jsons, strict=True)
+        ]
 
     @_translate_errors
     async def workflows(self, component_id: str | None = None) -> list[tuple[Workflow, WorkflowState]]:
@@ -407,6 +434,13 @@ class RedisStore(Store):
     async def latest_event_counter(self, instance: WorkflowInstance) -> int:
         latest = await self._open.client.lindex(self.keys.events(instance), -1)
         return -1 if latest is None else decode_event_entry(latest).counter
+
+    @_translate_errors
+    async def latest_event_counters(self, instances: Sequence[WorkflowInstance]) -> list[int]:
+        if not instances:
+            return []
+        counters = await self._open.latest_counters(keys=[self.keys.events(instance) for instance in instances])
+        return [int(counter) for counter in counters]
 
     @_translate_errors
     async def instance_parameters(

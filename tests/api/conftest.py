@@ -57,7 +57,9 @@ def workflow_config(workflow_id: str = WORKFLOW, schedule: str = "hours", **extr
 
 async def open_test_store(kind: str, tmp_path: Path, redis_url: str | None = None) -> Store:
     store: Store = (
-        SqliteStore(tmp_path / "styx.db") if kind == "sqlite" else RedisStore(redis_url or "", prefix=f"api-{uuid.uuid4().hex}")
+        SqliteStore(tmp_path / "styx.db")
+        if kind == "sqlite"
+        else RedisStore(redis_url or "", prefix=f"api-{uuid.uuid4().hex}")
     )
     await store.open()
     return store
@@ -94,7 +96,9 @@ class Api:
         assert response.status_code == 200, response.text
         await self.create_workflow(workflow_id=workflow, resources=[BLOCKER])
 
-    async def trigger(self, parameter: str, workflow: str = WORKFLOW, component: str = COMPONENT, **extra: Any) -> httpx.Response:
+    async def trigger(
+        self, parameter: str, workflow: str = WORKFLOW, component: str = COMPONENT, **extra: Any
+    ) -> httpx.Response:
         body = {"workflow_id": {"component_id": component, "id": workflow}, "parameter": parameter, **extra}
         return await self.client.post(f"{API}/scheduler/trigger", json=body)
 
@@ -107,7 +111,11 @@ class Api:
 
         async def finished() -> bool:
             names = await self.event_names(parameter, workflow, component)
-            return bool(names) and names[-1] in ("success", "stop", "halt") and await self.store.active_state(instance) is None
+            return (
+                bool(names)
+                and names[-1] in ("success", "stop", "halt")
+                and await self.store.active_state(instance) is None
+            )
 
         await wait_until(finished, timeout=30, message=f"{instance} to finish")
         return await self.event_names(parameter, workflow, component)
@@ -118,7 +126,10 @@ class Api:
 
         async def queued() -> bool:
             state = await self.store.active_state(instance)
-            return state is not None and state.state.value == "QUEUED"
+            if state is None or state.state.value != "QUEUED":
+                return False
+            message = state.data.last_message()
+            return message is not None and message.line.startswith("Resource limit reached")
 
         await wait_until(queued, timeout=10, message=f"{instance} to be QUEUED")
 

@@ -32,10 +32,19 @@ async def create_backfill(api: Api, **extra: Any) -> dict[str, Any]:
     ("body", "status", "message"),
     [
         (b"", 400, "Missing payload"),
-        (b"{}", 400, "Payload parsing failed: start: Field required; end: Field required; component: Field required; workflow: Field required"),
+        (
+            b"{}",
+            400,
+            "Payload parsing failed: start: Field required; end: Field required; "
+            "component: Field required; workflow: Field required",
+        ),
         (backfill_request(workflow="unknown"), 404, "workflow not found"),
         (backfill_request(start="2016-03-13T03", end="2016-03-13T03"), 400, "start must be before end"),
-        (backfill_request(start="2016-03-13T00:30", end="2016-03-13T03"), 400, "start parameter not aligned with schedule"),
+        (
+            backfill_request(start="2016-03-13T00:30", end="2016-03-13T03"),
+            400,
+            "start parameter not aligned with schedule",
+        ),
         (backfill_request(end="2016-03-13T03:30"), 400, "end parameter not aligned with schedule"),
         (backfill_request(start="2016-03-14T15", end="2016-03-14T17"), 400, "Cannot backfill future partitions"),
     ],
@@ -54,16 +63,32 @@ async def test_creation_refusals(api: Api, body: bytes | dict[str, Any], status:
 async def test_future_partitions_need_allow_future(api: Api) -> None:
     await api.create_workflow()
     response = await api.client.post(
-        f"{API}/backfills", params={"allowFuture": "True"}, json=backfill_request(start="2016-03-14T15", end="2016-03-14T17")
+        f"{API}/backfills",
+        params={"allowFuture": "True"},
+        json=backfill_request(start="2016-03-14T15", end="2016-03-14T17"),
     )
     assert response.status_code == 200, response.text
+
+
+async def test_a_backfill_is_bounded_in_partitions(api: Api) -> None:
+    await api.create_workflow()
+    everything = backfill_request(start="0001-01-01T00", end="9999-12-31T00")
+    response = await api.client.post(f"{API}/backfills", params={"allowFuture": "true"}, json=everything)
+    assert (response.status_code, response.json()["message"]) == (
+        400,
+        "backfill covers too many partitions, limit = 100000",
+    )
+    assert await api.store.backfills(include_finished=True) == []
 
 
 async def test_a_workflow_that_cannot_run_cannot_be_backfilled(api: Api) -> None:
     cannot_run = Workflow.create(COMPONENT, WorkflowConfiguration(id=WORKFLOW, schedule="hours"))
     await api.store.put_workflow(cannot_run, WorkflowState())
     response = await api.client.post(f"{API}/backfills", json=backfill_request())
-    assert (response.status_code, response.json()["message"]) == (400, "Workflow is missing docker image and flyte execution config")
+    assert (response.status_code, response.json()["message"]) == (
+        400,
+        "Workflow is missing docker image and flyte execution config",
+    )
 
 
 async def test_partitions_already_active_are_a_conflict(api: Api) -> None:
@@ -77,7 +102,10 @@ async def test_partitions_already_active_are_a_conflict(api: Api) -> None:
 
 
 async def test_reading_unknown_backfills(api: Api) -> None:
-    assert (await api.client.get(f"{API}/backfills/backfill-1-2")).json() == {"code": 404, "message": "backfill not found"}
+    assert (await api.client.get(f"{API}/backfills/backfill-1-2")).json() == {
+        "code": 404,
+        "message": "backfill not found",
+    }
     edit = await api.client.put(f"{API}/backfills/backfill-1-2", json={"id": "backfill-1-2", "concurrency": 1})
     assert (edit.status_code, edit.json()["message"]) == (404, "Backfill backfill-1-2 not found.")
     halt = await api.client.delete(f"{API}/backfills/backfill-1-2")
@@ -135,11 +163,17 @@ async def test_listing_filters(api: Api) -> None:
     assert await ids(component=COMPONENT, workflow=WORKFLOW, start="2016-03-14") == []
     assert sorted(await ids(start="2016-03-14")) == sorted([first["id"], second["id"]])
     with_statuses = (await api.client.get(f"{API}/backfills", params={"workflow": "other", "status": "true"})).json()
-    assert [s["state"] for s in with_statuses["backfills"][0]["statuses"]["active_states"]] == ["QUEUED", "QUEUED", "WAITING"]
+    assert [s["state"] for s in with_statuses["backfills"][0]["statuses"]["active_states"]] == [
+        "QUEUED",
+        "QUEUED",
+        "WAITING",
+    ]
 
 
 async def test_listing_refuses_a_bad_start_date(api: Api) -> None:
-    response = await api.client.get(f"{API}/backfills", params={"component": COMPONENT, "workflow": WORKFLOW, "start": "13/03/2016"})
+    response = await api.client.get(
+        f"{API}/backfills", params={"component": COMPONENT, "workflow": WORKFLOW, "start": "13/03/2016"}
+    )
     assert response.status_code == 400
     assert response.json()["message"] == "Invalid start: '13/03/2016' is not a date (yyyy-MM-dd)"
 
@@ -168,3 +202,25 @@ async def test_graceful_halt_leaves_the_active_instances(api: Api) -> None:
     assert response.status_code == 200
     assert (await api.store.get_backfill(backfill["id"])).halted is True
     assert [s.workflow_instance.parameter for s in await api.store.active_states()] == ["2016-03-13T00"]
+
+
+async def test_a_workflow_failing_validation_cannot_be_backfilled(api: Api) -> None:
+    config = WorkflowConfiguration(id=WORKFLOW, schedule="hours", docker_image="x", running_timeout=1)
+    await api.store.put_workflow(Workflow.create(COMPONENT, config), WorkflowState())  # stored before the rules
+    response = await api.client.post(f"{API}/backfills", json=backfill_request())
+    assert response.status_code == 400
+    message = "Invalid workflow configuration: running timeout is too small: PT1S, limit = PT1M"
+    assert response.json()["message"] == message
+
+
+async def test_editing_or_halting_a_backfill_of_a_deleted_workflow(api: Api) -> None:
+    await api.create_workflow()
+    backfill = await create_backfill(api)
+    await api.client.delete(f"{API}/workflows/{COMPONENT}/{WORKFLOW}")
+    path = f"{API}/backfills/{backfill['id']}"
+    edit = await api.client.put(path, json={"id": backfill["id"], "concurrency": 9})
+    halt = await api.client.delete(path)
+    assert (edit.status_code, edit.json()["message"]) == (404, "workflow not found")
+    assert (halt.status_code, halt.json()["message"]) == (404, "workflow not found")
+    stored = await api.store.get_backfill(backfill["id"])
+    assert (stored.concurrency, stored.halted) == (2, False)

@@ -40,7 +40,11 @@ async def test_workflow_lifecycle(api: Api) -> None:
     assert [w["workflow_id"] for w in (await api.client.get(f"{API}/workflows")).json()] == [WORKFLOW]
 
     # New workflows start disabled; hourly at 15:30 with the default offset: instance 15:00 fires at 16:00.
-    state = {"enabled": "false", "next_natural_trigger": "2016-03-14T15:00:00Z", "next_natural_offset_trigger": "2016-03-14T16:00:00Z"}
+    state = {
+        "enabled": "false",
+        "next_natural_trigger": "2016-03-14T15:00:00Z",
+        "next_natural_offset_trigger": "2016-03-14T16:00:00Z",
+    }
     assert (await api.client.get(f"{WORKFLOW_PATH}/state")).json() == state
     assert (await api.client.get(f"{WORKFLOW_PATH}/full")).json() == {"workflow": shown, "state": state}
 
@@ -63,21 +67,33 @@ async def test_workflow_update_keeps_state_unless_the_schedule_changes(api: Api)
     api.clock.advance(timedelta(hours=2))
     await api.create_workflow(docker_args=["other"])
     state = (await api.client.get(f"{WORKFLOW_PATH}/state")).json()
-    assert state == {"enabled": "true", "next_natural_trigger": "2016-03-14T15:00:00Z", "next_natural_offset_trigger": "2016-03-14T16:00:00Z"}
+    assert state == {
+        "enabled": "true",
+        "next_natural_trigger": "2016-03-14T15:00:00Z",
+        "next_natural_offset_trigger": "2016-03-14T16:00:00Z",
+    }
 
     await api.create_workflow(schedule="days")  # 17:30: the next daily instance is today's, firing tomorrow
     state = (await api.client.get(f"{WORKFLOW_PATH}/state")).json()
-    assert state == {"enabled": "true", "next_natural_trigger": "2016-03-14T00:00:00Z", "next_natural_offset_trigger": "2016-03-15T00:00:00Z"}
+    assert state == {
+        "enabled": "true",
+        "next_natural_trigger": "2016-03-14T00:00:00Z",
+        "next_natural_offset_trigger": "2016-03-15T00:00:00Z",
+    }
 
 
 async def test_resource_lifecycle(api: Api) -> None:
     created = await api.client.post(f"{API}/resources", json={"id": "styx-canary-resource", "concurrency": "20"})
     assert created.status_code == 200 and created.json() == {"id": "styx-canary-resource", "concurrency": 20}
-    assert (await api.client.get(f"{API}/resources")).json() == {"resources": [{"id": "styx-canary-resource", "concurrency": 20}]}
+    assert (await api.client.get(f"{API}/resources")).json() == {
+        "resources": [{"id": "styx-canary-resource", "concurrency": 20}]
+    }
     one = await api.client.get(f"{API}/resources/styx-canary-resource")
     assert one.json() == {"resources": [{"id": "styx-canary-resource", "concurrency": 20}]}
 
-    updated = await api.client.put(f"{API}/resources/styx-canary-resource", json={"id": "styx-canary-resource", "concurrency": 30})
+    updated = await api.client.put(
+        f"{API}/resources/styx-canary-resource", json={"id": "styx-canary-resource", "concurrency": 30}
+    )
     assert updated.status_code == 200 and updated.json()["concurrency"] == 30
     assert (await api.store.get_resource("styx-canary-resource")).concurrency == 30
 
@@ -89,7 +105,7 @@ async def test_resource_lifecycle(api: Api) -> None:
 
 
 async def test_backfill_lifecycle(api: Api) -> None:
-    await api.create_workflow()
+    await api.create_blocked_workflow()  # the backfill stays unfinished while it is looked at
     request = {
         "start": "2016-03-13T00:00:00Z",
         "end": "2016-03-13T03:00:00Z",
@@ -155,4 +171,11 @@ async def test_global_enabled_switch_keeps_the_other_settings(api: Api) -> None:
     assert await api.store.get_config() == GlobalConfig(enabled=False, concurrency=7, client_blacklist=["old-cli"])
 
     assert (await api.client.post(f"{API}/config", params={"enabled": "TRUE"})).json() == {"enabled": "true"}
+    assert (await api.store.get_config()).enabled is True
+
+
+@pytest.mark.parametrize("query", ["", "?enabled=", "?enabled=maybe"])
+async def test_global_enabled_needs_true_or_false(api: Api, query: str) -> None:
+    response = await api.client.post(f"{API}/config{query}")
+    assert response.status_code == 400
     assert (await api.store.get_config()).enabled is True

@@ -11,11 +11,27 @@ from tests.api.conftest import API, Api, store_contents
     ("method", "path", "content", "message"),
     [
         ("POST", "/resources", b"", "Missing payload"),
-        ("POST", "/resources", b"{", "Payload parsing failed: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (
+            "POST",
+            "/resources",
+            b"{",
+            "Payload parsing failed: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
         ("POST", "/resources", b'{"id": "r"}', "Payload parsing failed: concurrency: Field required"),
-        ("POST", "/resources", b'{"id": "r", "concurrency": "lots"}', "Payload parsing failed: concurrency: Input should be a valid integer, unable to parse string as an integer"),
+        (
+            "POST",
+            "/resources",
+            b'{"id": "r", "concurrency": "lots"}',
+            "Payload parsing failed: concurrency: Input should be a valid integer, "
+            "unable to parse string as an integer",
+        ),
         ("POST", "/resources", b'{"id": "", "concurrency": 1}', "resource id cannot be empty"),
-        ("POST", "/resources", b'{"id": "' + b"r" * 257 + b'", "concurrency": 1}', "resource id too long: 257, limit = 256"),
+        (
+            "POST",
+            "/resources",
+            b'{"id": "' + b"r" * 257 + b'", "concurrency": 1}',
+            "resource id too long: 257, limit = 256",
+        ),
         ("PUT", "/resources/r", b"", "Missing payload"),
         ("PUT", "/resources/r", b'{"id": "other", "concurrency": 1}', "ID of payload does not match ID in uri."),
     ],

@@ -65,11 +65,24 @@ async def test_trigger_of_the_future_with_allow_future(api: Api) -> None:
 
 async def test_trigger_refusals_about_the_workflow(api: Api) -> None:
     unknown = await api.trigger("2016-03-14T10")
-    assert (unknown.status_code, unknown.json()["message"]) == (400, "The specified workflow is not found in the scheduler")
+    assert (unknown.status_code, unknown.json()["message"]) == (
+        400,
+        "The specified workflow is not found in the scheduler",
+    )
     cannot_run = Workflow.create(COMPONENT, WorkflowConfiguration(id=WORKFLOW, schedule="hours"))
     await api.store.put_workflow(cannot_run, WorkflowState())
     response = await api.trigger("2016-03-14T10")
     assert (response.status_code, response.json()["message"]) == (400, "Workflow is missing execution configuration")
+
+
+async def test_trigger_refuses_a_workflow_failing_validation(api: Api) -> None:
+    config = WorkflowConfiguration(id=WORKFLOW, schedule="hours", docker_image="x", running_timeout=1)
+    await api.store.put_workflow(Workflow.create(COMPONENT, config), WorkflowState())  # stored before the rules
+    response = await api.trigger("2016-03-14T10")
+    assert response.status_code == 400
+    assert (
+        response.json()["message"] == "Invalid workflow configuration: running timeout is too small: PT1S, limit = PT1M"
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,10 +139,20 @@ async def test_retry_and_halt_of_an_inactive_instance_do_nothing(api: Api) -> No
         ("retry", {"delay": str(2**63)}, {"workflow_instance": INSTANCE}, 400, "Delay parameter could not be parsed"),
         ("retry", {}, {"workflow_instance": "nobody/nothing/2016"}, 404, "workflow not found"),
         ("halt", {}, {"workflow_instance": "nobody/nothing/2016"}, 404, "workflow not found"),
-        ("halt", {}, {"workflow_instance": "no-separators"}, 400,
-         "Payload parsing failed: workflow_instance must be \"component/workflow/parameter\", got 'no-separators'"),
-        ("halt", {}, {"workflow_instance": 7}, 400,
-         "Payload parsing failed: workflow_instance must be \"component/workflow/parameter\", got 7"),
+        (
+            "halt",
+            {},
+            {"workflow_instance": "no-separators"},
+            400,
+            "Payload parsing failed: workflow_instance must be \"component/workflow/parameter\", got 'no-separators'",
+        ),
+        (
+            "halt",
+            {},
+            {"workflow_instance": 7},
+            400,
+            'Payload parsing failed: workflow_instance must be "component/workflow/parameter", got 7',
+        ),
         ("halt", {}, {"parameter": "x"}, 400, "Payload parsing failed: workflow_id: Field required"),
         ("halt", {}, None, 400, "Missing payload"),
     ],
@@ -160,14 +183,18 @@ async def _queued_instance(api: Api) -> None:
 @pytest.mark.parametrize("instance_form", [INSTANCE, f"{COMPONENT}#{WORKFLOW}#2016-03-14T10"], ids=["contract", "styx"])
 async def test_injected_halt_stops_the_instance(api: Api, instance_form: str) -> None:
     await _queued_instance(api)
-    response = await api.client.post(f"{API}/scheduler/events", json={"@type": "halt", "workflow_instance": instance_form})
+    response = await api.client.post(
+        f"{API}/scheduler/events", json={"@type": "halt", "workflow_instance": instance_form}
+    )
     assert response.status_code == 200 and response.content == b""
     assert (await api.wait_finished("2016-03-14T10"))[-1] == "halt"
 
 
 async def test_injected_timeout_fails_the_instance(api: Api) -> None:
     await _queued_instance(api)
-    response = await api.client.post(f"{API}/scheduler/events", json={"@type": "timeout", "workflow_instance": INSTANCE})
+    response = await api.client.post(
+        f"{API}/scheduler/events", json={"@type": "timeout", "workflow_instance": INSTANCE}
+    )
     assert response.status_code == 200
     assert "timeout" in await api.event_names("2016-03-14T10")
 
@@ -184,10 +211,22 @@ async def test_injected_dequeue_becomes_a_retry_without_delay(api: Api) -> None:
 @pytest.mark.parametrize(
     ("event", "status", "message"),
     [
-        ({"@type": "success", "workflow_instance": INSTANCE}, 400,
-         "This API for injecting generic events is deprecated, refer to the specific API for the event you want to send to the scheduler"),
-        ({"@type": "explode", "workflow_instance": INSTANCE}, 400, "Payload parsing failed: unknown event type: 'explode'"),
-        ({"@type": "halt"}, 400, "Payload parsing failed: workflow_instance must be \"component/workflow/parameter\", got None"),
+        (
+            {"@type": "success", "workflow_instance": INSTANCE},
+            400,
+            "This API for injecting generic events is deprecated, "
+            "refer to the specific API for the event you want to send to the scheduler",
+        ),
+        (
+            {"@type": "explode", "workflow_instance": INSTANCE},
+            400,
+            "Payload parsing failed: unknown event type: 'explode'",
+        ),
+        (
+            {"@type": "halt"},
+            400,
+            'Payload parsing failed: workflow_instance must be "component/workflow/parameter", got None',
+        ),
         ({"@type": "halt", "workflow_instance": "nobody/nothing/2016"}, 404, "workflow not found"),
         (None, 400, "Missing payload"),
     ],
@@ -205,6 +244,8 @@ async def test_injection_into_an_inactive_instance_is_ignored(api: Api) -> None:
     await _queued_instance(api)
     await api.client.post(f"{API}/scheduler/halt", json={"workflow_instance": INSTANCE})
     names = await api.wait_finished("2016-03-14T10")
-    response = await api.client.post(f"{API}/scheduler/events", json={"@type": "timeout", "workflow_instance": INSTANCE})
+    response = await api.client.post(
+        f"{API}/scheduler/events", json={"@type": "timeout", "workflow_instance": INSTANCE}
+    )
     assert response.status_code == 200
     assert await api.event_names("2016-03-14T10") == names

@@ -29,7 +29,10 @@ async def test_active_states_and_their_filters(api: Api) -> None:
     assert await _active(api, component=COMPONENT, workflow=WORKFLOW) == [f"{COMPONENT}/{WORKFLOW}/2016-03-14T10"]
     assert await _active(api, component=COMPONENT, workflow="nothing") == []
     # `components` wins over the other parameters.
-    assert await _active(api, components="third,other,", component=COMPONENT) == ["other/w/2016-03-14T10", "third/w/2016-03-14T10"]
+    assert await _active(api, components="third,other,", component=COMPONENT) == [
+        "other/w/2016-03-14T10",
+        "third/w/2016-03-14T10",
+    ]
 
 
 async def test_active_state_shape(api: Api) -> None:
@@ -37,7 +40,10 @@ async def test_active_state_shape(api: Api) -> None:
     await api.trigger("2016-03-14T10")
     await api.wait_queued("2016-03-14T10")
     [state] = (await api.client.get(f"{API}/status/activeStates")).json()["active_states"]
-    assert state["workflow_instance"] == {"workflow_id": {"component_id": COMPONENT, "id": WORKFLOW}, "parameter": "2016-03-14T10"}
+    assert state["workflow_instance"] == {
+        "workflow_id": {"component_id": COMPONENT, "id": WORKFLOW},
+        "parameter": "2016-03-14T10",
+    }
     assert state["state"] == "QUEUED"
     assert state["initial_timestamp"] is None and state["latest_timestamp"] == 1457969400000
     assert state["state_data"]["trigger"]["@type"] == "adhoc"

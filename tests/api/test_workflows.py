@@ -57,10 +57,16 @@ async def test_component_listing_is_empty_for_an_unknown_component(api: Api) -> 
     [
         (b"", "Missing payload."),
         (b"   ", "Missing payload."),
-        (b'{"id": "x",', "Invalid payload. Expecting property name enclosed in double quotes: line 1 column 12 (char 11)"),
+        (
+            b'{"id": "x",',
+            "Invalid payload. Expecting property name enclosed in double quotes: line 1 column 12 (char 11)",
+        ),
         (b'{"id": "x"}', "Invalid payload. schedule: Field required"),
         (b'["x"]', "Invalid payload. Input should be a valid dictionary or instance of WorkflowConfiguration"),
-        (b'{"id": "x", "schedule": "hours", "docker_args": [1]}', "Invalid payload. docker_args.0: Input should be a valid string"),
+        (
+            b'{"id": "x", "schedule": "hours", "docker_args": [1]}',
+            "Invalid payload. docker_args.0: Input should be a valid string",
+        ),
         (b'{"id": "x", "schedule": "hours", "docker_image": "busybox", "running_timeout": "long"}', None),
     ],
 )
@@ -101,7 +107,10 @@ async def test_component_ids_with_hash_are_refused(api: Api) -> None:
 async def test_create_accepts_lenient_json(api: Api) -> None:
     """Styx's conventions: a single value for a list, numbers for env strings, ISO or seconds durations,
     and (for the contract's own examples) a trailing comma."""
-    content = b'{"id": "w", "schedule": "days", "docker_image": "busybox", "docker_args": "run", "env": {"N": 3}, "running_timeout": 7200,}'
+    content = (
+        b'{"id": "w", "schedule": "days", "docker_image": "busybox", "docker_args": "run", "env": {"N": 3},'
+        b' "running_timeout": 7200,}'
+    )
     response = await api.client.post(f"{API}/workflows/{COMPONENT}", content=content)
     assert response.status_code == 200, response.text
     config = response.json()["configuration"]
@@ -137,7 +146,12 @@ async def test_patch_overwrites_only_the_fields_present(api: Api) -> None:
     [
         (WORKFLOW_PATH, b"", 400, "Missing payload."),
         (f"{API}/workflows/{COMPONENT}/unknown", b'{"enabled": true}', 404, "workflow not found"),
-        (WORKFLOW_PATH, b"{enabled}", 400, "Invalid payload. Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (
+            WORKFLOW_PATH,
+            b"{enabled}",
+            400,
+            "Invalid payload. Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
         (WORKFLOW_PATH, b'{"enabled": "maybe"}', 400, "Invalid payload. enabled: Value error, must be true or false"),
         (WORKFLOW_PATH, b'{"next_natural_trigger": "soon"}', 400, None),
     ],
@@ -194,7 +208,10 @@ async def test_instance_history_shape(five_instances: Api) -> None:
     response = await five_instances.client.get(f"{WORKFLOW_PATH}/instances/2016-03-14T12")
     assert response.status_code == 200
     body = response.json()
-    assert body["workflow_instance"] == {"workflow": {"component_id": COMPONENT, "id": WORKFLOW}, "parameter": "2016-03-14T12"}
+    assert body["workflow_instance"] == {
+        "workflow": {"component_id": COMPONENT, "id": WORKFLOW},
+        "parameter": "2016-03-14T12",
+    }
     [trigger] = body["triggers"]
     assert trigger["trigger_id"].startswith("ad-hoc-cli-") and trigger["complete"] is True
     [execution] = trigger["executions"]

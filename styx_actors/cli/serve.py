@@ -1,0 +1,72 @@
+"""`styx serve` (the API service with its actor system) and `styx version`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from styx_actors.cli.context import Context
+from styx_actors.cli.errors import ArgumentError, UnknownError
+from styx_actors.cli.version import VERSION_TEXT
+
+# Flag name -> Settings field; a flag that is not given leaves the field to STYX_* variables and defaults.
+SERVE_FLAGS = {"listen_host": "host", "port": "port", "store": "store", "runner": "runner", "ray_address": "ray_address", "auth": "auth"}
+
+
+def register(
+    commands: argparse._SubParsersAction, common: argparse.ArgumentParser, without_host: argparse.ArgumentParser
+) -> None:
+    # `serve --host` is the address to listen on, so serve takes the global options without -H/--host.
+    serve = commands.add_parser(
+        "serve",
+        parents=[without_host],
+        help="run the Styx API service",
+        description="Run the Styx v3 API over the actor system on Ray. Every flag can also be set with the "
+        "STYX_* environment variable named after it (STYX_HOST, STYX_PORT, ...); flags win.",
+    )
+    serve.add_argument("--host", dest="listen_host", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--store", metavar="URL", help="sqlite:///PATH or redis://HOST:PORT/DB (default: SQLite under STYX_DATA_DIR)"
+    )
+    serve.add_argument("--runner", choices=["docker", "noop"], help="what runs instances (default docker)")
+    serve.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: start a local one)")
+    serve.add_argument(
+        "--auth",
+        choices=["google", "none", "auto"],
+        help="Google ID tokens, none, or auto: none on a loopback address, google elsewhere (default auto)",
+    )
+    serve.set_defaults(handler=serve_api)
+
+    version = commands.add_parser("version", parents=[common], help="print the CLI's version")
+    version.set_defaults(handler=print_version)
+
+
+def service_settings(args: argparse.Namespace) -> Any:
+    """Settings from STYX_* variables, overridden by the flags given."""
+    from pydantic import ValidationError
+
+    from styx_actors.settings import Settings
+
+    overrides = {field: getattr(args, flag) for flag, field in SERVE_FLAGS.items() if getattr(args, flag) is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+        raise ArgumentError(f"invalid service settings (flags or STYX_* variables): {problems}") from None
+
+
+def serve_api(args: argparse.Namespace, ctx: Context) -> None:
+    settings = service_settings(args)
+    from styx_actors.service import ServiceError, run_service  # the service's dependencies load only here
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_service(settings)
+    except ServiceError as exc:
+        raise UnknownError(f"styx serve: {exc}") from exc
+
+
+def print_version(args: argparse.Namespace, ctx: Context) -> None:
+    ctx.output.message(VERSION_TEXT)
