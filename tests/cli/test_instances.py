@@ -7,12 +7,15 @@ halted, deterministically.
 from __future__ import annotations
 
 import re
+import select
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from styx_actors.cli.errors import ExitStatus
-from tests.cli.conftest import EXAMPLES, IMAGE, REQUEST_ID_SUFFIX, Styx
+from tests.cli.conftest import EXAMPLES, IMAGE, REQUEST_ID_SUFFIX, Styx, cli_environment
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.docker
@@ -105,11 +108,6 @@ def test_ls_retry_and_halt_of_active_instances(styx: Styx, blocked_workflow: str
 
 
 def test_follow_ends_when_the_instance_is_halted_meanwhile(styx: Styx, blocked_workflow: str) -> None:
-    import subprocess
-    import sys
-
-    from tests.cli.conftest import cli_environment
-
     styx.ok("trigger", BLOCKED, blocked_workflow, "2024-04-01")
     follower = subprocess.Popen(
         [sys.executable, "-m", "styx_actors.cli", "events", BLOCKED, blocked_workflow, "2024-04-01", "--follow", "-p"],
@@ -120,7 +118,9 @@ def test_follow_ends_when_the_instance_is_halted_meanwhile(styx: Styx, blocked_w
     )
     try:
         assert follower.stdout is not None
-        first = follower.stdout.readline()  # the follower is running and has printed what existed
+        # The follower shows what exists while it waits (nothing is left in its buffers).
+        assert select.select([follower.stdout], [], [], 30)[0], "the follower printed nothing"
+        first = follower.stdout.readline()
         assert first.split(" ")[1] == "triggerExecution"
         assert follower.poll() is None
         styx.ok("halt", BLOCKED, blocked_workflow, "2024-04-01")

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.integration.conftest import remove_containers
 
 pytestmark = pytest.mark.docker
@@ -114,3 +114,39 @@ def test_killing_a_worker_raylet_mid_run_loses_no_instance(
     # Every instance reached its end state: success, possibly after a retry of an execution lost with the node.
     assert set(result["last_events"].values()) == {"success"}, result
     assert len(result["last_events"]) == 10
+
+
+def test_two_api_processes_serve_one_cluster_consistently(
+    two_node_cluster: TwoNodeCluster, redis_url: str, tmp_path: Path
+) -> None:
+    import httpx
+
+    from tests.e2e.conftest import ServeProcess
+
+    shared = {
+        "STYX_RAY_ADDRESS": two_node_cluster.address,
+        "STYX_RAY_NAMESPACE": f"two-api-{uuid.uuid4().hex[:8]}",
+        "RAY_AUTH_MODE": "token",
+    }
+    store = f"{redis_url}?prefix=two-api-{uuid.uuid4().hex[:8]}"
+    first = ServeProcess(store, tmp_path, **shared)
+    second = ServeProcess(store, tmp_path, **shared, STYX_API_ONLY="true")
+    try:
+        first.start()
+        second.start()
+        workflow = {"id": "shared", "schedule": "days", "docker_image": "styx-test/busybox:latest", "docker_args": ["true"]}
+        assert httpx.post(f"{first.url}/api/v3/workflows/two", json=workflow).status_code == 200
+        assert httpx.get(f"{second.url}/api/v3/workflows/two/shared").json()["configuration"]["id"] == "shared"
+        trigger = {"workflow_id": {"component_id": "two", "id": "shared"}, "parameter": "2020-01-01"}
+        assert httpx.post(f"{second.url}/api/v3/scheduler/trigger", json=trigger).status_code == 200
+
+        def succeeded() -> bool:
+            events = httpx.get(f"{first.url}/api/v3/status/events/two/shared/2020-01-01").json()["events"]
+            return bool(events) and events[-1]["event"]["@type"] == "success"
+
+        wait_for(succeeded, timeout=120, interval=0.5, message="the instance triggered through the second API")
+    finally:
+        second.stop()
+        first.stop()
+        remove_containers(first.installation)
+        remove_containers(second.installation)

@@ -19,7 +19,7 @@ from tests.integration.conftest import remove_containers
 class ServeProcess:
     """One `styx serve` over a given store; start, SIGKILL and start again."""
 
-    def __init__(self, store_url: str, data_dir: Path) -> None:
+    def __init__(self, store_url: str, data_dir: Path, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.installation = f"styx-test-{uuid.uuid4().hex[:8]}"
@@ -33,8 +33,9 @@ class ServeProcess:
             "STYX_DOCKER_INSTALLATION_ID": self.installation,
             "STYX_STATE_MANAGER_TICK_INTERVAL": "1",
             "STYX_CONTAINER_GRACE_PERIOD": "0",
+            **extra_env,
         }
-        self.log = data_dir / "serve.log"
+        self.log = data_dir / f"serve-{self.port}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
