@@ -223,4 +223,5 @@ async def test_editing_or_halting_a_backfill_of_a_deleted_workflow(api: Api) -> 
     assert (edit.status_code, edit.json()["message"]) == (404, "workflow not found")
     assert (halt.status_code, halt.json()["message"]) == (404, "workflow not found")
     stored = await api.store.get_backfill(backfill["id"])
-    assert (stored.concurrency, stored.halted) == (2, False)
+    # Refused: the edit wrote nothing (the backfill loop itself halts backfills of deleted workflows, §7.2).
+    assert stored.concurrency == 2 and stored.last_modified == stored.created
