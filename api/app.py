@@ -12,10 +12,11 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from api import metrics as metrics_module
+from api.dashboard import router as dashboard_router
 from api.deps import API_PREFIX, Services, authenticate, reject_blacklisted_clients
 from api.errors import ERROR_SCHEMA, install_error_handlers
 from api.metrics import ApiMetrics
-from api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from api.routers import backfills, config, health, resources, scheduler, status, workflows
 
 API_ROUTERS = (workflows.router, resources.router, backfills.router, status.router, scheduler.router, config.router)
@@ -36,8 +37,12 @@ def create_app(services: Services) -> FastAPI:
         app.include_router(router, dependencies=api_dependencies)
     app.include_router(health.router)
     app.include_router(metrics_module.router)
+    app.include_router(dashboard_router)
     # The last added middleware is the outermost: the request id and the catch-all wrap everything.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    if services.settings.rate_limit_per_second is not None:
+        settings = services.settings
+        app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
     app.add_middleware(RequestContextMiddleware, observe=app.state.metrics.observe_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,5 +1,6 @@
 """ASGI middleware around every request (reference §8.1): the request id, the catch-all for unexpected
-exceptions, request metrics, the audit log of changes, and the request body size limit.
+exceptions, request metrics, the audit log of changes, the request body size limit and the optional
+per-client rate limit.
 
 Plain ASGI classes rather than Starlette's BaseHTTPMiddleware: they see every response, including the
 413s and 500s they produce themselves, and they never buffer or re-wrap response bodies.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -135,3 +137,56 @@ class BodySizeLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+# Health probes and metrics are never rate limited: an orchestrator must see a busy service as alive.
+UNLIMITED_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/metrics"})
+# Buckets of at most this many clients are kept (least recently seen dropped first), so memory stays bounded
+# however many addresses call; a dropped client starts again with a full bucket.
+MAX_TRACKED_CLIENTS = 10_000
+
+
+class TokenBuckets:
+    """One token bucket per client: `rate` tokens a second, at most `burst` saved up. Pure logic: the caller
+    passes the monotonic time."""
+
+    def __init__(self, rate: float, burst: float, max_clients: int = MAX_TRACKED_CLIENTS) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+
+    def take(self, client: str, now: float) -> bool:
+        """Spend one token of `client`; False when its bucket is empty."""
+        tokens, at = self._buckets.pop(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)
+        return allowed
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+class RateLimitMiddleware:
+    """Answer 429 to a client (by peer address) that sends more than its token bucket allows."""
+
+    def __init__(self, app: ASGIApp, per_second: float, burst: float | None = None) -> None:
+        self.app = app
+        self.buckets = TokenBuckets(per_second, burst if burst is not None else max(1.0, per_second))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        peer = scope.get("client")
+        client = peer[0] if peer else "unknown"
+        if self.buckets.take(client, time.monotonic()):
+            await self.app(scope, receive, send)
+            return
+        message = f"Too many requests from {client}: limit = {self.buckets.rate:g} requests per second"
+        response = error_response(429, message)
+        response.headers["Retry-After"] = str(max(1, round(1 / self.buckets.rate)))
+        await response(scope, receive, send)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     auth: Literal["google", "none", "auto"] = "auto"
     environment: str = "production"
     max_body_bytes: int = 1 << 20  # larger request bodies get a 413
+    rate_limit_per_second: float | None = Field(default=None, gt=0)  # per client address; None = no limit (429 past it)
+    rate_limit_burst: float | None = Field(default=None, ge=1)  # requests a client may save up; None = one second's worth
 
     # Actor placement
     placement: Literal["sharded", "dedicated"] = "sharded"
