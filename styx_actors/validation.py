@@ -57,6 +57,18 @@ class WorkflowValidationError(ValueError):
         self.errors = errors
 
 
+DOCKER_IMAGE_REQUIRED = "docker image cannot be empty"
+
+
+def deployment_errors(workflow: Workflow, max_running_timeout: timedelta | None = None) -> list[str]:
+    """What stops `workflow` from being deployed: Styx's checks, plus a docker image, which the v3 contract
+    requires of every deployed workflow (design.md §4) although Styx would store one that cannot run."""
+    errors = workflow_errors(workflow, max_running_timeout)
+    if workflow.configuration.docker_image is None:
+        errors.append(DOCKER_IMAGE_REQUIRED)
+    return errors
+
+
 def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = None) -> list[str]:
     """Every problem with `workflow`, in §1.5 order; empty when it is valid."""
     cfg = workflow.configuration

@@ -33,7 +33,6 @@ from styx_actors.model import (
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.store.base import Store
 from styx_actors.timeutil import parse_instant
-from styx_actors.validation import format_errors_bracketed
 
 router = APIRouter(prefix=f"{API_PREFIX}/workflows", tags=["Workflows"])
 
@@ -43,7 +42,6 @@ DEFAULT_INSTANCES_LIMIT = 168
 MAX_INSTANCES_LIMIT = 10_000
 
 WORKFLOW_MISSING = "Workflow does not exist"
-DOCKER_IMAGE_REQUIRED = "docker image cannot be empty"
 
 
 async def _workflow(store: Store, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState]:
@@ -122,8 +120,6 @@ async def save_workflow(
     existing = await services.store.get_workflow(WorkflowId(component_id=component_id, id=config.id))
     if existing is not None:
         await authorize_workflow(services, principal, existing[0])
-    if config.docker_image is None:  # the contract requires it; Styx would store a workflow that cannot run
-        raise BadRequest(format_errors_bracketed([DOCKER_IMAGE_REQUIRED]))
     return SavedWorkflowPayload.of(await services.commands.save_workflow(component_id, config))
 
 

@@ -45,7 +45,7 @@ from styx_actors.state_machine import IllegalTransition
 from styx_actors.store.base import Store
 from styx_actors.timeouts import TimeoutConfig
 from styx_actors.timeutil import to_millis
-from styx_actors.validation import format_errors_bracketed, format_errors_plain, workflow_errors
+from styx_actors.validation import deployment_errors, format_errors_bracketed, format_errors_plain, workflow_errors
 
 
 def random_id(prefix: str, now_millis: int, rng: random.Random) -> str:
@@ -81,7 +81,7 @@ class Commands:
         changed schedule/offset; the enabled flag of an existing workflow is kept."""
         now = self._clock.now()
         workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
-        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        errors = deployment_errors(workflow, self._timeouts.max_running_timeout_for_validation())
         if errors:
             raise BadRequest(format_errors_bracketed(errors))
         existing = await self._store.get_workflow(workflow.id)

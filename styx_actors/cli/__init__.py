@@ -30,13 +30,19 @@ def _global_options(with_host: bool) -> argparse.ArgumentParser:
     group = options.add_argument_group("global options")
     if with_host:
         group.add_argument(
-            "-H", "--host", default=argparse.SUPPRESS,
+            "-H",
+            "--host",
+            default=argparse.SUPPRESS,
             help=f"Styx API host (default: ${HOST_ENV}, else {DEFAULT_HOST}); without a scheme, http:// on a "
             "loopback address and https:// elsewhere",
         )
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output")
-    group.add_argument("-p", "--plain", action="store_true", default=argparse.SUPPRESS, help="plain, space-separated output")
-    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="log requests, print stack traces")
+    group.add_argument(
+        "-p", "--plain", action="store_true", default=argparse.SUPPRESS, help="plain, space-separated output"
+    )
+    group.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="log requests, print stack traces"
+    )
     group.add_argument("--version", action="version", version=VERSION_TEXT)
     return options
 
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return error.status
     except KeyboardInterrupt:
         return INTERRUPTED
-    except Exception as error:  # a bug, or an answer this client does not understand
+    except Exception as error:  # noqa: BLE001 - a bug, or an answer this client does not understand
         if debug:
             traceback.print_exc()
         else:

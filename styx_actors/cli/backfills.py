@@ -9,7 +9,7 @@ from typing import Any
 
 from styx_actors.cli.arguments import add_env_option, env_vars, partition_instant
 from styx_actors.cli.client import api_path
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.views import PartitionCounts
 
 # How often `backfill show --watch` reads the backfill's partitions.
@@ -17,15 +17,25 @@ WATCH_POLL_SECONDS = 1.0
 NO_TRUNC_HELP = "don't truncate the description and trigger env (pretty output)"
 
 
-def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(commands: CommandParsers, common: argparse.ArgumentParser) -> None:
     group = commands.add_parser("backfill", parents=[common], help="create, inspect and stop backfills")
     backfill = group.add_subparsers(title="backfill commands", dest="subcommand", metavar="COMMAND", required=True)
 
     create = backfill.add_parser("create", parents=[common], help="backfill a workflow over a range of partitions")
     create.add_argument("component", metavar="COMPONENT")
     create.add_argument("workflow", metavar="WORKFLOW")
-    create.add_argument("start", metavar="START", type=partition_instant("start"), help="first partition (inclusive), yyyy-MM-dd or yyyy-MM-ddTHH, UTC")
-    create.add_argument("end", metavar="END", type=partition_instant("end"), help="end partition (exclusive), yyyy-MM-dd or yyyy-MM-ddTHH, UTC")
+    create.add_argument(
+        "start",
+        metavar="START",
+        type=partition_instant("start"),
+        help="first partition (inclusive), yyyy-MM-dd or yyyy-MM-ddTHH, UTC",
+    )
+    create.add_argument(
+        "end",
+        metavar="END",
+        type=partition_instant("end"),
+        help="end partition (exclusive), yyyy-MM-dd or yyyy-MM-ddTHH, UTC",
+    )
     create.add_argument("concurrency", metavar="CONCURRENCY", type=int, help="how many partitions may run at once")
     create.add_argument("--reverse", action="store_true", help="trigger the latest partition first")
     create.add_argument("-d", "--description", help="what the backfill is for")

@@ -82,12 +82,6 @@ class StyxClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> StyxClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def get(self, path: str, params: QueryParams | None = None) -> Any:
         return self.request("GET", path, params=params)
 
@@ -169,6 +163,7 @@ def _error_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return body["message"]
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str):
+        return message
     return response.reason_phrase or response.text.strip()

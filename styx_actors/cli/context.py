@@ -4,13 +4,14 @@ use, so `styx version` and `styx serve` never need a host)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from styx_actors.cli.client import StyxClient, resolve_host
 from styx_actors.cli.output import Output
 
-Handler = Callable[[argparse.Namespace, "Context"], None]
+# What each command module registers its commands with.
+CommandParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 @dataclass

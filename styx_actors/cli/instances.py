@@ -8,19 +8,21 @@ from typing import Any
 
 from styx_actors.cli.arguments import add_env_option, env_vars
 from styx_actors.cli.client import api_path
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.views import EventInfo, group_states
 
 # How often `events --follow` asks for new events while the instance is active.
 FOLLOW_POLL_SECONDS = 1.0
 
 
-def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(commands: CommandParsers, common: argparse.ArgumentParser) -> None:
     ls = commands.add_parser("ls", aliases=["list"], parents=[common], help="list active workflow instances")
     ls.add_argument("-c", "--component", help="only instances of this component")
     ls.set_defaults(handler=list_active)
 
-    events = commands.add_parser("events", aliases=["e"], parents=[common], help="list the events of a workflow instance")
+    events = commands.add_parser(
+        "events", aliases=["e"], parents=[common], help="list the events of a workflow instance"
+    )
     _add_instance_arguments(events)
     events.add_argument(
         "--follow", action="store_true", help="keep printing new events until the instance is no longer active"

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Any, Protocol
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from styx_actors.cli.views import EventInfo, PartitionCounts, StateGroups, compact_json, env_text
+from styx_actors.cli.views import (
+    EventInfo,
+    PartitionCounts,
+    StateGroups,
+    compact_json,
+    env_text,
+)
 from styx_actors.model import Backfill, Resource, RunStateData, Workflow, WorkflowState
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.timeutil import format_instant, from_millis
@@ -50,10 +57,23 @@ STATE_STYLES = {
 MESSAGE_STYLES = {"INFO": "green", "WARNING": "yellow", "ERROR": "red"}
 
 BACKFILL_COLUMNS = (
-    "BACKFILL ID", "HALTED", "ALL TRIGGERED", "CONCURRENCY", "START (INCL)", "END (EXCL)", "REVERSE",
-    "NEXT TRIGGER", "COMPONENT", "WORKFLOW", "CREATED", "LAST MODIFIED", "DESCRIPTION", "TRIGGER ENV",
+    "BACKFILL ID",
+    "HALTED",
+    "ALL TRIGGERED",
+    "CONCURRENCY",
+    "START (INCL)",
+    "END (EXCL)",
+    "REVERSE",
+    "NEXT TRIGGER",
+    "COMPONENT",
+    "WORKFLOW",
+    "CREATED",
+    "LAST MODIFIED",
+    "DESCRIPTION",
+    "TRIGGER ENV",
 )
 STATE_COLUMNS = ("WORKFLOW INSTANCE", "STATE", "EXECUTION ID", "TRIES", "PREVIOUS EXECUTION MESSAGE")
+UNBROKEN_STATE_COLUMNS = ("WORKFLOW INSTANCE", "STATE")
 
 
 class ProgressDisplay(Protocol):
@@ -131,7 +151,8 @@ def _backfill_fields(backfill: Backfill, no_trunc: bool) -> list[str]:
 
 def _workflow_fields(workflow: Workflow, state: WorkflowState) -> list[tuple[str, str]]:
     config = workflow.configuration
-    config_json = config.model_dump(mode="json")  # schedule and timeout in their contract forms
+    config_json = config.model_dump(mode="json")  # schedule, timeout and instants in their contract forms
+    state_json = state.model_dump(mode="json")
     return [
         ("Component", workflow.component_id),
         ("Workflow", workflow.workflow_id),
@@ -147,8 +168,8 @@ def _workflow_fields(workflow: Workflow, state: WorkflowState) -> list[tuple[str
         ("Commit", config.commit_sha or ""),
         ("Retry Condition", config.retry_condition or ""),
         ("Enabled", _bool(state.enabled)),
-        ("Next Trigger", _instant(state.next_natural_trigger) if state.next_natural_trigger else ""),
-        ("Next Trigger (offset)", _instant(state.next_natural_offset_trigger) if state.next_natural_offset_trigger else ""),
+        ("Next Trigger", state_json["next_natural_trigger"] or ""),
+        ("Next Trigger (offset)", state_json["next_natural_offset_trigger"] or ""),
     ]
 
 
@@ -163,8 +184,8 @@ def _last_message(state: RunStateData) -> tuple[str, str]:
 
 
 class PrettyOutput:
-    def __init__(self) -> None:
-        self.console = Console(
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(
             highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else PIPED_WIDTH
         )
 
@@ -175,7 +196,7 @@ class PrettyOutput:
         self.console.print(self._states_table(groups))
 
     def _states_table(self, groups: StateGroups) -> Table:
-        table = _table(*STATE_COLUMNS)
+        table = _table(*STATE_COLUMNS, unbroken=UNBROKEN_STATE_COLUMNS)
         for key, entries in groups.items():
             component, _, workflow = key.partition("#")
             table.add_row(Text.assemble((component, "cyan"), " ", (workflow, "blue")))
@@ -209,15 +230,31 @@ class PrettyOutput:
         self.backfills([payload], no_trunc)
 
     def backfills(self, payloads: list[dict[str, Any]], no_trunc: bool) -> None:
+        rows = [_backfill_fields(Backfill.model_validate(payload["backfill"]), no_trunc) for payload in payloads]
         table = _table(*BACKFILL_COLUMNS)
+        for row in rows:
+            table.add_row(*row)
+        unbounded = self.console.options.update_width(PIPED_WIDTH)
+        if Measurement.get(self.console, unbounded, table).maximum <= self.console.width:
+            self.console.print(table)
+        else:  # fourteen columns rarely fit a terminal: one labelled block per backfill instead
+            self._backfill_blocks(rows)
         for payload in payloads:
-            table.add_row(*_backfill_fields(Backfill.model_validate(payload["backfill"]), no_trunc))
-        self.console.print(table)
-        for payload in payloads:
-            statuses = payload.get("statuses")
-            if statuses is not None:
+            if payload.get("statuses") is not None:
                 self.console.print()
                 self.console.print(self._states_table(_partition_group(payload)))
+
+    def _backfill_blocks(self, rows: list[list[str]]) -> None:
+        for index, row in enumerate(rows):
+            if index:
+                self.console.print()
+            self._labelled(list(zip(BACKFILL_COLUMNS, row, strict=True)))
+
+    def _labelled(self, fields: list[tuple[str, str]]) -> None:
+        """`Label:  value` lines, values aligned."""
+        width = max(len(label) for label, _ in fields) + 2
+        for label, value in fields:
+            self.console.print(Text.assemble((f"{label + ':':<{width}}", "bold"), value))
 
     @contextmanager
     def backfill_progress(self, backfill_id: str) -> Iterator[ProgressDisplay]:
@@ -232,7 +269,9 @@ class PrettyOutput:
             console=self.console,
         )
         with progress:
-            yield _ProgressBar(progress, progress.add_task(backfill_id, total=None, **PartitionCounts().fields()))
+            yield _ProgressBar(
+                progress, progress.add_task(backfill_id, total=None, done=0, running=0, failed=0, waiting=0)
+            )
 
     def resources(self, resources: list[dict[str, Any]]) -> None:
         table = _table("RESOURCE", "CONCURRENCY")
@@ -241,13 +280,12 @@ class PrettyOutput:
         self.console.print(table)
 
     def workflow(self, workflow_with_state: dict[str, Any]) -> None:
-        fields = _workflow_fields(
-            Workflow.model_validate(workflow_with_state["workflow"]),
-            WorkflowState.model_validate(workflow_with_state["state"]),
+        self._labelled(
+            _workflow_fields(
+                Workflow.model_validate(workflow_with_state["workflow"]),
+                WorkflowState.model_validate(workflow_with_state["state"]),
+            )
         )
-        width = max(len(label) for label, _ in fields) + 2
-        for label, value in fields:
-            self.console.print(Text.assemble((f"{label + ':':<{width}}", "bold"), value))
 
     def workflows(self, workflows: list[dict[str, Any]]) -> None:
         table = _table("COMPONENT", "WORKFLOW")
@@ -263,14 +301,21 @@ class _ProgressBar:
 
     def update(self, counts: PartitionCounts) -> None:
         self._progress.update(
-            self._task, total=counts.total, completed=counts.done + counts.failed, **counts.fields()
+            self._task,
+            total=counts.total,
+            completed=counts.done + counts.failed,
+            done=counts.done,
+            running=counts.running,
+            failed=counts.failed,
+            waiting=counts.waiting,
         )
 
 
-def _table(*columns: str) -> Table:
+def _table(*columns: str, unbroken: Collection[str] = ()) -> Table:
+    """A table whose cells fold when the terminal is narrow, except in the `unbroken` columns."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in unbroken)
     return table
 
 
@@ -311,7 +356,7 @@ class PlainOutput:
         pass
 
     def event(self, event: EventInfo) -> None:
-        print(event_time(event.timestamp), event.name, event.info)
+        print(event_time(event.timestamp), event.name, event.info, flush=True)  # followed events show at once
 
     def backfill(self, backfill: dict[str, Any], no_trunc: bool) -> None:
         self.backfill_payload({"backfill": backfill, "statuses": None}, no_trunc)

@@ -10,10 +10,10 @@ import sys
 from typing import Any
 
 from styx_actors.cli.client import api_path
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 
 
-def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(commands: CommandParsers, common: argparse.ArgumentParser) -> None:
     group = commands.add_parser("resource", parents=[common], help="create, change and list resources")
     resource = group.add_subparsers(title="resource commands", dest="subcommand", metavar="COMMAND", required=True)
 

@@ -6,17 +6,22 @@ import argparse
 import logging
 from typing import Any
 
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import ArgumentError, UnknownError
 from styx_actors.cli.version import VERSION_TEXT
 
 # Flag name -> Settings field; a flag that is not given leaves the field to STYX_* variables and defaults.
-SERVE_FLAGS = {"listen_host": "host", "port": "port", "store": "store", "runner": "runner", "ray_address": "ray_address", "auth": "auth"}
+SERVE_FLAGS = {
+    "listen_host": "host",
+    "port": "port",
+    "store": "store",
+    "runner": "runner",
+    "ray_address": "ray_address",
+    "auth": "auth",
+}
 
 
-def register(
-    commands: argparse._SubParsersAction, common: argparse.ArgumentParser, without_host: argparse.ArgumentParser
-) -> None:
+def register(commands: CommandParsers, common: argparse.ArgumentParser, without_host: argparse.ArgumentParser) -> None:
     # `serve --host` is the address to listen on, so serve takes the global options without -H/--host.
     serve = commands.add_parser(
         "serve",
@@ -32,6 +37,12 @@ def register(
     )
     serve.add_argument("--runner", choices=["docker", "noop"], help="what runs instances (default docker)")
     serve.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: start a local one)")
+    serve.add_argument(
+        "--api-only",
+        action="store_true",
+        default=None,
+        help="serve the API over the actors another `styx serve` started on the same Ray cluster",
+    )
     serve.add_argument(
         "--auth",
         choices=["google", "none", "auto"],
@@ -59,7 +70,10 @@ def service_settings(args: argparse.Namespace) -> Any:
 
 def serve_api(args: argparse.Namespace, ctx: Context) -> None:
     settings = service_settings(args)
-    from styx_actors.service import ServiceError, run_service  # the service's dependencies load only here
+    from styx_actors.service import (  # the service's dependencies load only here
+        ServiceError,
+        run_service,
+    )
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -52,7 +52,9 @@ def read_workflow_configurations(text: str) -> list[WorkflowConfiguration]:
         documents = list(yaml.load_all(text, Loader=_TextScalarLoader))
     except yaml.YAMLError as exc:
         raise structure_error(_yaml_problem(exc)) from None
-    configurations = [_configuration(index, document) for index, document in enumerate(documents, 1) if document is not None]
+    configurations = [
+        _configuration(index, document) for index, document in enumerate(documents, 1) if document is not None
+    ]
     if not configurations:
         raise structure_error("no workflow configuration found")
     return configurations

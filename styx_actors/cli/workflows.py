@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 
 from styx_actors.cli.client import api_path
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import ApiError, ArgumentError, UnknownError
 from styx_actors.cli.workflow_files import read_workflow_configurations, structure_error
 from styx_actors.model import Workflow, WorkflowConfiguration
-from styx_actors.validation import workflow_errors
+from styx_actors.validation import deployment_errors
 
 STDIN = "-"
 
 
-def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(commands: CommandParsers, common: argparse.ArgumentParser) -> None:
     group = commands.add_parser("workflow", parents=[common], help="create, inspect, enable and delete workflows")
     workflow = group.add_subparsers(title="workflow commands", dest="subcommand", metavar="COMMAND", required=True)
 
@@ -83,7 +84,7 @@ def _validate(component: str, configurations: list[WorkflowConfiguration]) -> No
     """The server's checks (without its maximum running timeout), run before anything is sent."""
     report: list[str] = []
     for configuration in configurations:
-        errors = workflow_errors(Workflow.create(component, configuration))
+        errors = deployment_errors(Workflow.create(component, configuration))
         if errors:
             report.append(f"Invalid workflow configuration: {configuration.id}")
             report.extend(f"  error: {error}" for error in errors)
@@ -94,15 +95,14 @@ def _validate(component: str, configurations: list[WorkflowConfiguration]) -> No
 def delete_workflows(args: argparse.Namespace, ctx: Context) -> None:
     if not args.force and sys.stdin.isatty():
         plural = "s" if len(args.workflows) > 1 else ""
-        sys.stderr.write(
-            f"Sure you want to delete the workflow{plural} {', '.join(args.workflows)} in component {args.component}? [y/N] "
-        )
+        workflows = ", ".join(args.workflows)
+        sys.stderr.write(f"Sure you want to delete the workflow{plural} {workflows} in component {args.component}? [y/N] ")
         sys.stderr.flush()
         if sys.stdin.readline().strip() != "y":
             raise UnknownError("Nothing deleted.")
     for workflow in args.workflows:
-        path = api_path("workflows", args.component, workflow)
-        if _unless_missing(ctx, args.component, workflow, lambda: ctx.client.delete(path)):
+        delete = partial(ctx.client.delete, api_path("workflows", args.component, workflow))
+        if _unless_missing(ctx, args.component, workflow, delete):
             ctx.output.message(f"Workflow {workflow} in component {args.component} deleted.")
 
 
@@ -116,9 +116,13 @@ def disable_workflows(args: argparse.Namespace, ctx: Context) -> None:
 
 def _set_enabled(args: argparse.Namespace, ctx: Context, enabled: bool) -> None:
     for workflow in args.workflows:
-        path = api_path("workflows", args.component, workflow, "state")
-        if _unless_missing(ctx, args.component, workflow, lambda: ctx.client.patch(path, {"enabled": enabled})):
-            ctx.output.message(f"Workflow {workflow} in component {args.component} {'enabled' if enabled else 'disabled'}.")
+        patch = partial(
+            ctx.client.patch, api_path("workflows", args.component, workflow, "state"), {"enabled": enabled}
+        )
+        if _unless_missing(ctx, args.component, workflow, patch):
+            ctx.output.message(
+                f"Workflow {workflow} in component {args.component} {'enabled' if enabled else 'disabled'}."
+            )
 
 
 def _unless_missing(ctx: Context, component: str, workflow: str, change: Callable[[], object]) -> bool:

@@ -127,6 +127,7 @@ return encoded
 """
 
 
+@functools.lru_cache(maxsize=65536)  # every transition names its instance's keys five times
 def composite(*parts: str | None) -> str:
     """An id tuple as one string that no other tuple maps to (a JSON array, ASCII-only)."""
     return json.dumps(parts, separators=(",", ":"))

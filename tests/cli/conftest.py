@@ -26,6 +26,7 @@ import pytest
 from styx_actors.service import OPEN_ACCESS, AuthChoice, BackgroundService
 from styx_actors.settings import Settings
 from tests.conftest import free_port
+from tests.integration.conftest import remove_containers
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -33,8 +34,16 @@ IMAGE = "styx-test/busybox:latest"
 CLI_TIMEOUT_SECONDS = 60
 # What API errors end with: the request id the CLI sent (a dash-less uuid4), echoed by the service.
 REQUEST_ID_SUFFIX = r"\(Request ID: [0-9a-f]{32}\)$"
-# Variables through which the CLI could find a host or credentials other than the test's.
-CLEARED_VARIABLES = ("PYTHONUNBUFFERED", "STYX_CLI_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_HOST", "K_SERVICE", "FORCE_COLOR")
+# Variables through which the CLI could find a host or credentials other than the test's, or (unbuffered
+# output) hide a missing flush of what `--follow` prints.
+CLEARED_VARIABLES = (
+    "PYTHONUNBUFFERED",
+    "STYX_CLI_HOST",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GCE_METADATA_HOST",
+    "K_SERVICE",
+    "FORCE_COLOR",
+)
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,11 @@ def cli_environment(home: Path, extra: Mapping[str, str] | None = None) -> dict[
     return env
 
 
-def run_cli(
-    args: list[str], home: Path, stdin: str | None = None, env: Mapping[str, str] | None = None
-) -> Result:
+def run_cli(args: list[str], home: Path, stdin: str | None = None, env: Mapping[str, str] | None = None) -> Result:
     completed = subprocess.run(
         [sys.executable, "-m", "styx_actors.cli", *args],
         input=stdin if stdin is not None else "",
+        check=False,
         capture_output=True,
         text=True,
         env=cli_environment(home, env),
@@ -139,9 +147,14 @@ def service_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 @contextmanager
 def serve(data_dir: Path, auth: AuthChoice = OPEN_ACCESS) -> Iterator[str]:
-    """The API on a free loopback port until the block ends; yields its URL."""
-    with BackgroundService(service_settings(data_dir), auth=auth) as service:
-        yield service.url
+    """The API on a free loopback port until the block ends; yields its URL. Its containers are removed
+    afterwards."""
+    settings = service_settings(data_dir)
+    try:
+        with BackgroundService(settings, auth=auth) as service:
+            yield service.url
+    finally:  # the service's janitor would remove finished containers only a minute later
+        remove_containers(settings.docker_installation_id)
 
 
 @pytest.fixture(scope="module")

@@ -26,17 +26,36 @@ def hello(styx: Styx) -> Iterator[str]:
 def stuck(styx: Styx) -> Iterator[str]:
     """A workflow whose instances stay QUEUED (its resource allows none to run)."""
     styx.ok("resource", "create", "no-slots", "0")
-    styx.ok("workflow", "create", BLOCKED, stdin=f"id: stuck\nschedule: daily\ndocker_image: {IMAGE}\nresources: [no-slots]\n")
+    styx.ok(
+        "workflow",
+        "create",
+        BLOCKED,
+        stdin=f"id: stuck\nschedule: daily\ndocker_image: {IMAGE}\nresources: [no-slots]\n",
+    )
     yield "stuck"
 
 
 def test_create_and_watch_a_backfill_until_every_partition_is_done(styx: Styx, hello: str) -> None:
     created = styx.ok(
-        "backfill", "create", "bf", hello, "2024-01-01", "2024-01-04", "2", "-d", "three quiet days", "-e", "GREETING=hi", "--json"
+        "backfill",
+        "create",
+        "bf",
+        hello,
+        "2024-01-01",
+        "2024-01-04",
+        "2",
+        "-d",
+        "three quiet days",
+        "-e",
+        "GREETING=hi",
+        "--json",
     ).json()
     assert created["id"].startswith("backfill-")
     assert (created["start"], created["end"], created["concurrency"], created["reverse"]) == (
-        "2024-01-01T00:00:00Z", "2024-01-04T00:00:00Z", 2, False
+        "2024-01-01T00:00:00Z",
+        "2024-01-04T00:00:00Z",
+        2,
+        False,
     )
     assert created["description"] == "three quiet days"
     assert created["trigger_parameters"] == {"env": {"GREETING": "hi"}}
@@ -46,7 +65,11 @@ def test_create_and_watch_a_backfill_until_every_partition_is_done(styx: Styx, h
     assert progress[-1] == f"{created['id']} done=3 running=0 failed=0 waiting=0 total=3"
     assert len(progress) == len(set(progress))  # a line only when the counts change
     partitions = [line.split(" ") for line in watched if line.startswith("bf hello ")]
-    assert [(p[2], p[3]) for p in partitions] == [("2024-01-01", "DONE"), ("2024-01-02", "DONE"), ("2024-01-03", "DONE")]
+    assert [(p[2], p[3]) for p in partitions] == [
+        ("2024-01-01", "DONE"),
+        ("2024-01-02", "DONE"),
+        ("2024-01-03", "DONE"),
+    ]
 
     shown = styx.ok("backfill", "get", created["id"], "--json").json()
     assert shown["backfill"]["all_triggered"] is True
@@ -58,11 +81,34 @@ def test_create_and_watch_a_backfill_until_every_partition_is_done(styx: Styx, h
     assert "3 done 0 running 0 failed 0 waiting of 3" in " ".join(pretty[0].split())
     header = pretty.index(next(line for line in pretty if line.startswith("BACKFILL ID")))
     assert re.split(r"\s{2,}", pretty[header].strip()) == [
-        "BACKFILL ID", "HALTED", "ALL TRIGGERED", "CONCURRENCY", "START (INCL)", "END (EXCL)", "REVERSE", "NEXT TRIGGER",
-        "COMPONENT", "WORKFLOW", "CREATED", "LAST MODIFIED", "DESCRIPTION", "TRIGGER ENV",
+        "BACKFILL ID",
+        "HALTED",
+        "ALL TRIGGERED",
+        "CONCURRENCY",
+        "START (INCL)",
+        "END (EXCL)",
+        "REVERSE",
+        "NEXT TRIGGER",
+        "COMPONENT",
+        "WORKFLOW",
+        "CREATED",
+        "LAST MODIFIED",
+        "DESCRIPTION",
+        "TRIGGER ENV",
     ]
     row = re.split(r"\s{2,}", pretty[header + 2].strip())
-    assert row[:10] == [created["id"], "false", "true", "2", "2024-01-01", "2024-01-04", "false", "2024-01-04", "bf", "hello"]
+    assert row[:10] == [
+        created["id"],
+        "false",
+        "true",
+        "2",
+        "2024-01-01",
+        "2024-01-04",
+        "false",
+        "2024-01-04",
+        "bf",
+        "hello",
+    ]
     assert row[12:] == ["three quiet days", "GREETING=hi"]
 
     assert created["id"] not in styx.ok("backfill", "list", "-c", "bf", "--json").stdout  # finished: shown with -a only
@@ -80,7 +126,12 @@ def test_edit_list_and_halt_a_running_backfill(styx: Styx, stuck: str) -> None:
 
     edited = styx.ok("backfill", "edit", backfill_id, "--concurrency", "2", "--json").json()
     assert edited["concurrency"] == 2
-    assert styx.ok("backfill", "e", backfill_id, "--concurrency", "3", "-p").stdout.split(" ")[:4] == [backfill_id, "false", "false", "3"]
+    assert styx.ok("backfill", "e", backfill_id, "--concurrency", "3", "-p").stdout.split(" ")[:4] == [
+        backfill_id,
+        "false",
+        "false",
+        "3",
+    ]
     assert "Nothing to edit" in styx.ok("backfill", "edit", backfill_id).stderr
 
     listed = styx.ok("backfill", "ls", "-c", BLOCKED).stdout
@@ -102,7 +153,9 @@ def test_graceful_halt_and_future_partitions(styx: Styx, stuck: str) -> None:
     assert future.code == ExitStatus.API_ERROR
     assert re.fullmatch(rf"API error: 400 Cannot backfill future partitions {REQUEST_ID_SUFFIX}", future.stderr.strip())
 
-    backfill = styx.ok("backfill", "create", BLOCKED, stuck, "2099-01-01T00", "2099-01-03", "1", "--allow-future", "--json").json()
+    backfill = styx.ok(
+        "backfill", "create", BLOCKED, stuck, "2099-01-01T00", "2099-01-03", "1", "--allow-future", "--json"
+    ).json()
     wait_for(lambda: _active_parameters(styx, stuck) == ["2099-01-01"], message="the first partition to be triggered")
     assert styx.ok("backfill", "h", backfill["id"], "--graceful").stdout.startswith("Backfill halted!")
     assert styx.ok("backfill", "get", backfill["id"], "--json").json()["backfill"]["halted"] is True

@@ -12,7 +12,7 @@ from styx_actors.cli.arguments import env_vars, partition_instant
 from styx_actors.cli.client import DEFAULT_HOST, HOST_ENV, resolve_host
 from styx_actors.cli.errors import ArgumentError, InputError, UnknownError
 from styx_actors.cli.serve import service_settings
-from styx_actors.cli.workflow_files import read_workflow_configurations
+from styx_actors.cli.workflow_files import MINIMAL_EXAMPLE, read_workflow_configurations
 from styx_actors.model import Workflow
 from styx_actors.validation import workflow_errors
 from tests.cli.conftest import EXAMPLES, IMAGE
@@ -61,14 +61,18 @@ def test_partitions_are_utc_dates_or_datehours() -> None:
     assert start("2019-05-01") == "2019-05-01T00:00:00Z"
     assert start("2019-05-01T07") == "2019-05-01T07:00:00Z"
     for text in ("2019-5-1", "2019-05-01T7", "2019-05-01T24", "2019-02-30", "2019-05-01T07:00", "yesterday"):
-        with pytest.raises(argparse.ArgumentTypeError, match=r"^could not parse date/datehour for parameter 'start'; if datehour: \[.+\], if date: \[.+\]$"):
+        with pytest.raises(
+            argparse.ArgumentTypeError,
+            match=r"^could not parse date/datehour for parameter 'start'; if datehour: \[.+\], if date: \[.+\]$",
+        ):
             start(text)
 
 
 def test_workflow_documents_read_plain_scalars_as_text() -> None:
     [configuration] = read_workflow_configurations(
         "id: 123\nschedule: daily\ndocker_image: busybox\ndocker_args: [sleep, 10]\n"
-        "docker_termination_logging: true\nrunning_timeout: 7200\nenv: {PORT: 8080, DAY: 2019-05-01, FLAG: yes}\noffset:\n"
+        "docker_termination_logging: true\nrunning_timeout: 7200\n"
+        "env: {PORT: 8080, DAY: 2019-05-01, FLAG: yes}\noffset:\n"
     )
     assert configuration.id == "123"
     assert configuration.docker_args == ["sleep", "10"]
@@ -88,8 +92,11 @@ def test_structural_problems_name_the_document_and_field() -> None:
     with pytest.raises(InputError) as raised:
         read_workflow_configurations("id: a\nschedule: daily\n---\nid: b\ndocker_args: {x: 1}\n")
     message = raised.value.message
-    assert "problem: document 2 (b): schedule: Field required; docker_args.0: Input should be a valid string\n" in message
-    assert message.endswith("========================\nid: bar\nschedule: DAYS\ndocker_image: busybox\ndocker_args: [echo, bar]\n========================")
+    assert (
+        "problem: document 2 (b): schedule: Field required; docker_args.0: Input should be a valid string\n" in message
+    )
+    assert message.endswith(f"\n{MINIMAL_EXAMPLE}")
+    assert "========================\nid: bar\nschedule: DAYS\ndocker_image: busybox\ndocker_args: [echo, bar]\n" in message
 
 
 def test_every_example_file_is_a_valid_set_of_workflows_of_the_test_image() -> None:
@@ -111,10 +118,17 @@ def test_serve_flags_override_styx_variables(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("STYX_PORT", "9999")
     monkeypatch.setenv("STYX_RUNNER", "noop")
     monkeypatch.setenv("STYX_AUTH", "none")
-    args = build_parser().parse_args(["serve", "--host", "0.0.0.0", "--runner", "docker", "--store", "redis://h:1/0", "--ray-address", "auto"])
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--runner", "docker", "--store", "redis://h:1/0", "--ray-address", "auto"]
+    )
     settings = service_settings(args)
     assert (settings.host, settings.port, settings.runner, settings.store, settings.ray_address, settings.auth) == (
-        "0.0.0.0", 9999, "docker", "redis://h:1/0", "auto", "none"
+        "0.0.0.0",
+        9999,
+        "docker",
+        "redis://h:1/0",
+        "auto",
+        "none",
     )
     monkeypatch.setenv("STYX_PORT", "not-a-port")
     with pytest.raises(ArgumentError, match="invalid service settings .*port"):

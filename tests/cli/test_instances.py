@@ -27,7 +27,12 @@ EVENT_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d +(\w+) *(.*)")
 @pytest.fixture(scope="module")
 def blocked_workflow(styx: Styx) -> Iterator[str]:
     styx.ok("resource", "create", "no-slots", "0")
-    styx.ok("workflow", "create", BLOCKED, stdin=f"id: stuck\nschedule: daily\ndocker_image: {IMAGE}\nresources: [no-slots]\n")
+    styx.ok(
+        "workflow",
+        "create",
+        BLOCKED,
+        stdin=f"id: stuck\nschedule: daily\ndocker_image: {IMAGE}\nresources: [no-slots]\n",
+    )
     yield "stuck"
 
 
@@ -64,7 +69,9 @@ def test_trigger_runs_a_container_and_follow_ends_with_its_success(styx: Styx) -
 def test_trigger_refusals_are_api_errors(styx: Styx, blocked_workflow: str) -> None:
     future = styx("trigger", BLOCKED, blocked_workflow, "2099-01-01")
     assert future.code == ExitStatus.API_ERROR
-    assert re.fullmatch(rf"API error: 400 Cannot trigger an instance of the future {REQUEST_ID_SUFFIX}", future.stderr.strip())
+    assert re.fullmatch(
+        rf"API error: 400 Cannot trigger an instance of the future {REQUEST_ID_SUFFIX}", future.stderr.strip()
+    )
     assert styx.ok("trigger", BLOCKED, blocked_workflow, "2099-01-01", "--allow-future").stdout.startswith("Triggered!")
     again = styx("t", BLOCKED, blocked_workflow, "2099-01-01", "--allow-future")
     assert again.code == ExitStatus.API_ERROR and "already triggered" in again.stderr
@@ -78,7 +85,10 @@ def test_ls_retry_and_halt_of_active_instances(styx: Styx, blocked_workflow: str
     grouped = styx.ok("ls", "-c", BLOCKED, "--json").json()
     assert list(grouped) == [f"{BLOCKED}#{blocked_workflow}"]
     states = grouped[f"{BLOCKED}#{blocked_workflow}"]
-    assert [(s["workflow_instance"]["parameter"], s["state"]) for s in states] == [("2024-03-01", "QUEUED"), ("2024-03-02", "QUEUED")]
+    assert [(s["workflow_instance"]["parameter"], s["state"]) for s in states] == [
+        ("2024-03-01", "QUEUED"),
+        ("2024-03-02", "QUEUED"),
+    ]
 
     plain = styx.ok("list", "-c", BLOCKED, "-p").stdout.splitlines()
     assert [line.split(" ")[:6] for line in plain] == [
@@ -86,7 +96,17 @@ def test_ls_retry_and_halt_of_active_instances(styx: Styx, blocked_workflow: str
         [BLOCKED, blocked_workflow, "2024-03-02", "QUEUED", "<no-execution-id>", "0"],
     ]
     pretty = styx.ok("ls", "-c", BLOCKED).stdout.splitlines()
-    assert pretty[0].split() == ["WORKFLOW", "INSTANCE", "STATE", "EXECUTION", "ID", "TRIES", "PREVIOUS", "EXECUTION", "MESSAGE"]
+    assert pretty[0].split() == [
+        "WORKFLOW",
+        "INSTANCE",
+        "STATE",
+        "EXECUTION",
+        "ID",
+        "TRIES",
+        "PREVIOUS",
+        "EXECUTION",
+        "MESSAGE",
+    ]
     assert pretty[2].split() == [BLOCKED, blocked_workflow]
     assert pretty[3].split()[:4] == ["2024-03-01", "QUEUED", "<no-execution-id>", "0"]
     coloured = styx("ls", "-c", BLOCKED, env={"FORCE_COLOR": "1"}).stdout

@@ -22,7 +22,18 @@ def test_no_arguments_prints_help_and_succeeds(cli_home: Path) -> None:
     result = run_cli([], cli_home)
     assert result.code == ExitStatus.SUCCESS
     assert result.stdout.startswith("usage: styx")
-    for command in ("ls (list)", "events (e)", "trigger (t)", "halt (h)", "retry (r)", "backfill", "resource", "workflow", "serve", "version"):
+    for command in (
+        "ls (list)",
+        "events (e)",
+        "trigger (t)",
+        "halt (h)",
+        "retry (r)",
+        "backfill",
+        "resource",
+        "workflow",
+        "serve",
+        "version",
+    ):
         assert command in result.stdout
 
 
@@ -36,7 +47,9 @@ def test_version_as_option_command_and_json(offline_styx: Styx) -> None:
 def test_the_installed_styx_script_runs_the_cli(cli_home: Path) -> None:
     script = shutil.which("styx", path=str(Path(sys.executable).parent)) or shutil.which("styx")
     assert script is not None, "the `styx` console script is not installed (pip install -e .)"
-    completed = subprocess.run([script, "--version"], capture_output=True, text=True, env=cli_environment(cli_home), timeout=60)
+    completed = subprocess.run(
+        [script, "--version"], check=False, capture_output=True, text=True, env=cli_environment(cli_home), timeout=60
+    )
     assert (completed.returncode, completed.stdout.strip()) == (0, VERSION_TEXT)
 
 
@@ -62,7 +75,9 @@ def test_backfill_dates_are_dates_or_datehours(offline_styx: Styx) -> None:
     result = offline_styx("backfill", "create", "c", "w", "2019-05-01", "2019-05-02T1", "2")
     assert "could not parse date/datehour for parameter 'end'" in result.stderr
     # Both forms are accepted: the request is sent (and fails to connect).
-    assert offline_styx("backfill", "create", "c", "w", "2019-05-01T05", "2019-05-02", "2").code == ExitStatus.CLIENT_ERROR
+    assert (
+        offline_styx("backfill", "create", "c", "w", "2019-05-01T05", "2019-05-02", "2").code == ExitStatus.CLIENT_ERROR
+    )
 
 
 def test_connection_refused_says_to_start_the_service(cli_home: Path) -> None:
@@ -78,7 +93,10 @@ def test_connection_refused_says_to_start_the_service(cli_home: Path) -> None:
 
 
 def test_malformed_env_argument_exits_with_status_1_before_any_request(offline_styx: Styx) -> None:
-    for args in (["trigger", "c", "w", "2019-05-01", "-e", "NO_EQUALS"], ["backfill", "create", "c", "w", "2019-05-01", "2019-05-02", "1", "-e", "=x"]):
+    for args in (
+        ["trigger", "c", "w", "2019-05-01", "-e", "NO_EQUALS"],
+        ["backfill", "create", "c", "w", "2019-05-01", "2019-05-02", "1", "-e", "=x"],
+    ):
         result = offline_styx(*args)
         assert result.code == ExitStatus.UNKNOWN_ERROR, args
         assert "expected KEY=VALUE" in result.stderr
@@ -149,3 +167,11 @@ def test_serve_reports_a_taken_port(cli_home: Path, tmp_path: Path) -> None:
         )
     assert result.code == ExitStatus.UNKNOWN_ERROR
     assert f"styx serve: Cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_debug_adds_the_stack_trace_and_the_request_log(offline_styx: Styx) -> None:
+    result = offline_styx("--debug", "workflow", "ls")
+    assert result.code == ExitStatus.CLIENT_ERROR
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("Client error: could not connect to")
+    assert "Traceback" not in offline_styx("workflow", "ls").stderr

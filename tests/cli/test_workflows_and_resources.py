@@ -17,7 +17,9 @@ def test_resource_commands_and_aliases(styx: Styx) -> None:
     assert created[0].split() == ["RESOURCE", "CONCURRENCY"]
     assert created[-1].split() == ["slots", "2"]
     assert styx.ok("resource", "edit", "slots", "--concurrency", "3", "--plain").stdout == "slots 3\n"
-    assert styx.ok("resource", "e", "slots", "--concurrency", "4", "--json").json() == [{"id": "slots", "concurrency": 4}]
+    assert styx.ok("resource", "e", "slots", "--concurrency", "4", "--json").json() == [
+        {"id": "slots", "concurrency": 4}
+    ]
     assert styx.ok("resource", "show", "slots", "--json").json() == [{"id": "slots", "concurrency": 4}]
     assert styx.ok("-p", "resource", "get", "slots").stdout == "slots 4\n"
     assert {"id": "slots", "concurrency": 4} in styx.ok("resource", "list", "--json").json()
@@ -51,9 +53,22 @@ def test_create_show_enable_disable(styx: Styx) -> None:
     assert re.fullmatch(r"Next Trigger:\s+\d{4}-\d\d-\d\dT00:00:00Z", shown[14])
     labels = [line.split(":")[0] for line in shown]
     assert labels == [
-        "Component", "Workflow", "Schedule", "Offset", "Docker Image", "Docker Arguments", "Termination Logging",
-        "Service Account", "Resources", "Environment", "Timeout", "Commit", "Retry Condition", "Enabled",
-        "Next Trigger", "Next Trigger (offset)",
+        "Component",
+        "Workflow",
+        "Schedule",
+        "Offset",
+        "Docker Image",
+        "Docker Arguments",
+        "Termination Logging",
+        "Service Account",
+        "Resources",
+        "Environment",
+        "Timeout",
+        "Commit",
+        "Retry Condition",
+        "Enabled",
+        "Next Trigger",
+        "Next Trigger (offset)",
     ]
 
     assert styx.ok("workflow", "enable", "life", "hello").stdout == "Workflow hello in component life enabled.\n"
@@ -75,9 +90,15 @@ def test_multi_document_create_from_stdin_and_list(styx: Styx) -> None:
         f"Workflow {workflow} in component multi created." for workflow in ("ingest", "aggregate", "weekly-cleanup")
     ]
     listed = styx.ok("workflow", "list", "--json").json()
-    assert {(w["component_id"], w["workflow_id"]) for w in listed} >= {("multi", "ingest"), ("multi", "aggregate"), ("multi", "weekly-cleanup")}
+    assert {(w["component_id"], w["workflow_id"]) for w in listed} >= {
+        ("multi", "ingest"),
+        ("multi", "aggregate"),
+        ("multi", "weekly-cleanup"),
+    }
     plain = styx.ok("workflow", "ls", "--plain").stdout.splitlines()
-    assert ["multi aggregate", "multi ingest", "multi weekly-cleanup"] == [line for line in plain if line.startswith("multi ")]
+    assert ["multi aggregate", "multi ingest", "multi weekly-cleanup"] == [
+        line for line in plain if line.startswith("multi ")
+    ]
     pretty = styx.ok("workflow", "ls").stdout.splitlines()
     assert pretty[0].split() == ["COMPONENT", "WORKFLOW"]
     assert ["multi", "weekly-cleanup"] in [line.split() for line in pretty]
@@ -88,7 +109,9 @@ def test_multi_document_create_from_stdin_and_list(styx: Styx) -> None:
 def test_server_side_rejection_of_a_locally_valid_workflow(styx: Styx) -> None:
     result = styx("workflow", "create", "life", stdin="id: imageless\nschedule: daily\n")
     assert result.code == ExitStatus.API_ERROR
-    assert result.stderr.startswith("API error: 400 Invalid workflow configuration: [docker image cannot be empty] (Request ID: ")
+    assert result.stderr.startswith(
+        "API error: 400 Invalid workflow configuration: [docker image cannot be empty] (Request ID: "
+    )
 
 
 def _create(styx: Styx, component: str, *workflows: str) -> None:
@@ -107,7 +130,10 @@ def test_delete_asks_on_a_terminal_unless_forced(styx: Styx) -> None:
     confirmed = styx.on_terminal("workflow", "delete", "doomed", "a", "b", typed="y\n")
     assert confirmed.code == 0, confirmed.stderr
     assert "Sure you want to delete the workflows a, b in component doomed? [y/N] " in confirmed.stderr
-    assert confirmed.stdout.splitlines() == ["Workflow a in component doomed deleted.", "Workflow b in component doomed deleted."]
+    assert confirmed.stdout.splitlines() == [
+        "Workflow a in component doomed deleted.",
+        "Workflow b in component doomed deleted.",
+    ]
     assert styx("workflow", "show", "doomed", "a").code == ExitStatus.API_ERROR
 
     forced = styx.on_terminal("workflow", "delete", "doomed", "c", "--force", typed="")
