@@ -88,9 +88,9 @@ def instances_of(workflows: list[WorkflowId], now: datetime, periods_back: int) 
     return instances
 
 
-async def write_due_workflows(settings: Settings, count: int, due: datetime) -> list[WorkflowId]:
-    """N enabled workflows whose current period is triggered naturally at `due` (their next trigger after
-    that lies in the next period, so each fires once)."""
+async def write_due_workflows(settings: Settings, count: int, due: datetime, **config: object) -> list[WorkflowId]:
+    """N enabled workflows (half hourly, half daily) whose current period is triggered naturally at `due`
+    (their next trigger after that lies in the next period, so each fires once)."""
     now = datetime.now(UTC)
     async with opened_store(settings) as store:
         ids: list[WorkflowId] = []
@@ -98,7 +98,8 @@ async def write_due_workflows(settings: Settings, count: int, due: datetime) -> 
             schedule = Schedule.parse(schedule_name)
             state = WorkflowState(enabled=True, next_natural_trigger=period_start(schedule, now, 0), next_natural_offset_trigger=due)
             names = [f"wf-{n:05d}" for n in range(count) if SCHEDULES[n % 2] == schedule_name]
-            ids += await write_workflows(store, (workflow_config(name, schedule_name) for name in names), state)
+            configs = (workflow_config(name, schedule_name, **config) for name in names)
+            ids += await write_workflows(store, configs, state)
     return sorted(ids, key=lambda w: w.id)
 
 

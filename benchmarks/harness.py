@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import docker
 import psutil
 import ray
 import redis
 
 from cluster.ray_system import RaySystem, start_ray_system
+from styx_actors.runners.docker import LABEL_INSTALLATION
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
@@ -98,6 +100,16 @@ async def opened_store(settings: Settings) -> AsyncIterator[RedisStore]:
         yield store
     finally:
         await store.close()
+
+
+def remove_containers(installation_id: str) -> None:
+    """Remove the containers a benchmark's service left behind (finished ones are kept for a grace period)."""
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTALLATION}={installation_id}"}):
+            container.remove(force=True)
+    finally:
+        client.close()
 
 
 # -- workflows --------------------------------------------------------------------------------------------

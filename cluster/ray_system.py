@@ -81,8 +81,7 @@ class RayPort:
         return call
 
     def tell(self, method: str, *args: Any) -> None:
-        """Fire and forget (notifications that must not block the sender); ValueError if there is no actor."""
-        self.handle()
+        """Fire and forget (notifications that must not block the sender)."""
         self._batcher().tell(method, args)
 
     def _batcher(self) -> CallBatcher:
@@ -139,10 +138,13 @@ class RunnerHost:
         role = self._owner.get(execution_id)
         if role is None:  # an execution started before this runner (re)started: its host polls it anyway
             return
+        port = RayPort(role, self._settings.ray_namespace)
         try:
-            RayPort(role, self._settings.ray_namespace).tell("runner_status", execution_id, status)
+            port.handle()
         except ValueError:
             self._owner.pop(execution_id, None)  # its host is gone (dedicated instance finished)
+            return
+        port.tell("runner_status", execution_id, status)
 
     async def clean_up(self) -> None:
         await clean_up_executions(self._store, self._runner)
@@ -233,7 +235,9 @@ class ActorHost:
 
     async def _exit(self) -> None:
         await self._target.stop()  # let releases and notifications go out first
-        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+        # A graceful, intentional exit (never restarted) that runs after the calls in flight, such as the
+        # `trigger` that created this actor, have replied.
+        ray.get_runtime_context().current_actor.__ray_terminate__.remote()
 
     async def _ping(self, router: RayRouter) -> None:
         """Supervision: a restarted host rebuilds itself on its first call, so call every one of them."""
@@ -296,6 +300,9 @@ def _host_options(role: str, settings: Settings, detached: bool) -> Any:
     options: dict[str, Any] = {}
     if role.startswith("shard-"):
         options = {"scheduling_strategy": "SPREAD", "resources": dict(settings.shard_resources)}
+    elif role.startswith("instance-"):
+        # Its graceful exit (`__ray_terminate__`) must not be retried, which would bring it back.
+        options = {"max_task_retries": 0}
     return ActorHost.options(
         name=actor_name(role),
         namespace=settings.ray_namespace,

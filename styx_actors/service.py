@@ -30,6 +30,7 @@ from styx_actors.runners import make_runner
 from styx_actors.runners.base import Runner
 from styx_actors.settings import Settings
 from styx_actors.store import Store, StoreError, open_store
+from styx_actors.store.marker import StoreLost, establish_marker
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def _store_location(url: str) -> str:
 
 
 async def open_service_store(settings: Settings) -> Store:
-    """Open and ping the configured store, or raise ServiceError saying how to fix the configuration."""
+    """Open and ping the configured store and check its installation marker against the data dir, or raise
+    ServiceError saying how to fix the configuration."""
     url = settings.store_url()
     if not settings.store:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +110,11 @@ async def open_service_store(settings: Settings) -> Store:
         await store.close()
         hint = "Is redis-server running there?" if url.startswith("redis") else "Check STYX_DATA_DIR / STYX_STORE."
         raise ServiceError(f"Cannot open the store at {_store_location(url)}: {exc}. {hint}") from exc
+    try:
+        await establish_marker(store, settings.data_dir)
+    except StoreLost as exc:
+        await store.close()
+        raise ServiceError(f"Refusing to start on the store at {_store_location(url)}: {exc}") from exc
     return store
 
 

@@ -13,6 +13,7 @@ from styx_actors.clock import Clock
 from styx_actors.model import Backfill, State, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
+from styx_actors.store.marker import MarkerGuard
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,18 @@ class Scheduler:
         self._settings = settings
         self.natural = NaturalTriggers(store, trigger, clock)
         self.backfills = BackfillDrivers(store, trigger, clock, settings.backfill_max_triggers_per_tick)
+        self.marker = MarkerGuard(store)
         self._loops: list[asyncio.Task[None]] = []
         self._rng = random.Random()
 
     async def start(self, run_loops: bool = True) -> None:
+        await self.marker.start()
         await self.natural.load()
-        await self.backfills.tick()
+        await self.backfill_tick()
         if run_loops:
             self._loops = [
-                asyncio.create_task(every(self._settings.trigger_tick_interval, self.natural.tick, self._rng)),
-                asyncio.create_task(every(self._settings.backfill_tick_interval, self.backfills.tick, self._rng)),
+                asyncio.create_task(every(self._settings.trigger_tick_interval, self.natural_tick, self._rng)),
+                asyncio.create_task(every(self._settings.backfill_tick_interval, self.backfill_tick, self._rng)),
             ]
 
     async def stop(self) -> None:
@@ -55,4 +58,14 @@ class Scheduler:
 
     async def tick(self) -> int:
         """One natural-trigger tick and one backfill tick (tests drive time with these)."""
-        return await self.natural.tick() + await self.backfills.tick()
+        return await self.natural_tick() + await self.backfill_tick()
+
+    # A store that lost its data (StoreLost) would make every partition look untriggered: no tick then.
+
+    async def natural_tick(self) -> int:
+        await self.marker.verify()
+        return await self.natural.tick()
+
+    async def backfill_tick(self) -> int:
+        await self.marker.verify()
+        return await self.backfills.tick()

@@ -295,7 +295,10 @@ class InstanceShard:
         if len(self._timers) > TIMER_COMPACTION_FACTOR * len(self._actors) + TIMER_COMPACTION_SLACK:
             # Every transition arms a new timeout, and the old ones lie in the heap until their (often days
             # away) deadline: drop those whose instance has moved on, so memory follows the live instances.
-            self._timers = [timer for timer in self._timers if self._is_live(timer)]
+            # Reconcile ticks re-arm the same timer of an instance that has not moved: keep one of each, or
+            # the heap of many parked instances grows each tick and is compacted on every schedule.
+            live = {(t.key, t.kind, t.at_millis, t.counter): t for t in self._timers if self._is_live(t)}
+            self._timers = list(live.values())
             heapq.heapify(self._timers)
 
     def _is_live(self, timer: _Timer) -> bool:

@@ -177,7 +177,7 @@ class DockerRunner:
                 self._api = docker.APIClient(
                     **self._client_kwargs,
                     version="auto",
-                    timeout=int(self._settings.docker_call_timeout.total_seconds()),
+                    timeout=self._settings.docker_call_timeout.total_seconds(),  # sub-second timeouts too
                     max_pool_size=_MAX_PARALLEL_CALLS + 1,  # + the event stream
                 )
             return self._api

@@ -145,6 +145,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def put_config(self, config: GlobalConfig) -> None: ...
 
+    # -- installation marker (styx_actors/store/marker.py) --------------------------------------------------
+
+    @abc.abstractmethod
+    async def get_marker(self) -> str | None:
+        """The store's installation marker, None when none was ever written (or the data is gone)."""
+
+    @abc.abstractmethod
+    async def put_marker_if_absent(self, marker: str) -> str:
+        """Write `marker` unless one exists; the marker the store holds afterwards."""
+
     # -- active instances and their events ------------------------------------------------------------------
 
     @abc.abstractmethod

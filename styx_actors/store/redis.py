@@ -145,6 +145,7 @@ class RedisKeys:
         self.resources = f"{prefix}:resources"  # hash: id -> Resource JSON
         self.backfills = f"{prefix}:backfills"  # hash: id -> Backfill JSON
         self.config = f"{prefix}:config"  # string: GlobalConfig JSON
+        self.marker = f"{prefix}:marker"  # string: the installation marker (styx_actors/store/marker.py)
         self.snapshots = f"{prefix}:snapshots"  # hash: composite(c, w, p) -> RunState JSON
         self.snapshot_trigger_keys = f"{prefix}:snapshot_trigger_keys"  # hash: same fields -> by_trigger key
 
@@ -373,6 +374,19 @@ class RedisStore(Store):
     @_translate_errors
     async def put_config(self, config: GlobalConfig) -> None:
         await self._open.client.set(self.keys.config, config.model_dump_json())
+
+    @_translate_errors
+    async def get_marker(self) -> str | None:
+        found: str | None = await self._open.client.get(self.keys.marker)
+        return found
+
+    @_translate_errors
+    async def put_marker_if_absent(self, marker: str) -> str:
+        await self._open.client.set(self.keys.marker, marker, nx=True)
+        found: str | None = await self._open.client.get(self.keys.marker)
+        if found is None:
+            raise StoreError(f"Redis store (prefix {self.keys.prefix!r}): the installation marker vanished")
+        return found
 
     # -- active instances and their events ------------------------------------------------------------------
 

@@ -74,6 +74,7 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 GLOBAL_CONFIG = "global"
+INSTALLATION_MARKER = "installation-marker"  # in the config table: name -> the marker as record_json
 # Instances looked up per statement in commit(): 3 bound variables each, well below SQLite's limit.
 LOOKUP_CHUNK = 500
 
@@ -285,6 +286,19 @@ class SqliteStore(Store):
             "ON CONFLICT (name) DO UPDATE SET record_json = excluded.record_json",
             (GLOBAL_CONFIG, config.model_dump_json()),
         )
+
+    async def get_marker(self) -> str | None:
+        rows = await self._fetchall("SELECT record_json FROM config WHERE name = ?", (INSTALLATION_MARKER,))
+        return str(rows[0][0]) if rows else None
+
+    async def put_marker_if_absent(self, marker: str) -> str:
+        await self._execute(
+            "INSERT INTO config (name, record_json) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (INSTALLATION_MARKER, marker),
+        )
+        found = await self.get_marker()
+        assert found is not None
+        return found
 
     # -- active instances and their events ------------------------------------------------------------------
 

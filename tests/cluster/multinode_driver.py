@@ -27,7 +27,7 @@ from tests.integration.test_scenarios import config, deploy, instance, wait_fini
 async def main(args: argparse.Namespace) -> dict[str, object]:
     settings = scenario_settings(
         Path(args.data_dir), store=args.store, ray_address=args.address, ray_namespace=args.namespace,
-        shard_count=4, retry_base_delay=timedelta(seconds=1),
+        shard_count=4, retry_base_delay=timedelta(seconds=1), shard_resources={"styx_shard": 1},
     )
     ray.init(address=args.address, namespace=args.namespace, log_to_driver=False)
     await wait_until(lambda: sum(node["Alive"] for node in ray.nodes()) >= args.nodes, 60, message="the nodes")

@@ -46,19 +46,22 @@ def ray_env() -> dict[str, str]:
 
 
 @pytest.fixture
-def two_node_cluster() -> Iterator[TwoNodeCluster]:
+def two_node_cluster(request: pytest.FixtureRequest) -> Iterator[TwoNodeCluster]:
+    """Both nodes offer `styx_shard` slots (each shard takes one): 2 on the worker and, by default, 4 on the
+    head, so the head can take the worker's shards when the worker dies."""
+    head_slots = getattr(request, "param", 4)
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
     common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     head = subprocess.Popen(
         [
             "ray", "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-            '--resources={"head": 1}', *common,
+            f'--resources={{"head": 1, "styx_shard": {head_slots}}}', *common,
         ],
         env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     worker = subprocess.Popen(
-        ["ray", "start", f"--address=127.0.0.1:{port}", '--resources={"worker1": 1}', *common],
+        ["ray", "start", f"--address=127.0.0.1:{port}", '--resources={"worker1": 1, "styx_shard": 2}', *common],
         env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
@@ -100,6 +103,7 @@ def run_driver(cluster: TwoNodeCluster, redis_url: str, tmp_path: Path, script: 
         remove_containers(installation)
 
 
+@pytest.mark.parametrize("two_node_cluster", [2], indirect=True)  # 4 shards, 2 slots per node: both host shards
 def test_scenarios_run_with_shards_on_both_nodes(two_node_cluster: TwoNodeCluster, redis_url: str, tmp_path: Path) -> None:
     result = run_driver(two_node_cluster, redis_url, tmp_path, "sleep 1", kill_worker=False)
     assert len(result["shard_nodes"]) == 2  # shards spread over both nodes
