@@ -66,6 +66,13 @@ class BackfillDriver:
     def instance_finished(self, parameter: str) -> None:
         self._active.discard(parameter)
 
+    async def edit(self, changes: dict[str, object]) -> Backfill:
+        """Apply an edit (concurrency, description, halt) between rounds: the driver is the only writer of
+        an active backfill, so an edit and a cursor move can never overwrite each other."""
+        async with self._lock:
+            await self._save(**changes)
+            return self.backfill
+
     @property
     def finished(self) -> bool:
         return self.backfill.halted or self.backfill.all_triggered
@@ -201,6 +208,25 @@ class BackfillDrivers:
             if driver.finished:
                 self._drivers.pop(driver.id, None)
         return triggered
+
+    async def edit(self, backfill_id: str, changes: dict[str, object]) -> Backfill | None:
+        """Edit a stored backfill through its driver when it is active; None when there is no such backfill."""
+        stored = await self._store.get_backfill(backfill_id)
+        if stored is None:
+            return None
+        driver = self._drivers.get(backfill_id)
+        if driver is None and not (stored.halted or stored.all_triggered):
+            driver = await self._ensure(stored)
+        if driver is None:  # finished backfills have no driver and nothing else writes them
+            updated = stored.model_copy(update=changes)
+            await self._store.put_backfill(updated)
+            return updated
+        updated = await driver.edit(changes)
+        if driver.finished:
+            self._drivers.pop(driver.id, None)
+        else:
+            self._wake(driver)
+        return updated
 
     async def backfill_changed(self, backfill: Backfill) -> None:
         if backfill.halted or backfill.all_triggered:

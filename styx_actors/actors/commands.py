@@ -241,9 +241,13 @@ class Commands:
             changes["concurrency"] = edit.concurrency
         if edit.description is not None:
             changes["description"] = edit.description
-        backfill = backfill.model_copy(update=changes)
-        await self._store.put_backfill(backfill)
-        await self._scheduler.backfill_changed(backfill)
+        return await self._edit_backfill(backfill_id, changes)
+
+    async def _edit_backfill(self, backfill_id: str, changes: dict[str, Any]) -> Backfill:
+        """Edits go through the scheduler's backfill driver, the only writer of an active backfill."""
+        backfill = await self._scheduler.edit_backfill(backfill_id, changes)
+        if backfill is None:
+            raise NotFound(f"Backfill {backfill_id} not found.")
         return backfill
 
     async def halt_backfill(self, backfill_id: str, graceful: bool = False) -> None:
@@ -253,9 +257,7 @@ class Commands:
             raise NotFound("backfill not found")
         if await self._store.get_workflow(backfill.workflow_id) is None:
             raise NotFound("workflow not found")
-        backfill = backfill.model_copy(update={"halted": True, "last_modified": self._clock.now()})
-        await self._store.put_backfill(backfill)
-        await self._scheduler.backfill_changed(backfill)
+        backfill = await self._edit_backfill(backfill_id, {"halted": True, "last_modified": self._clock.now()})
         if graceful:
             return
         for state in await self._store.active_states_by_trigger(backfill_id):

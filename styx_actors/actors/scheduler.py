@@ -53,6 +53,9 @@ class Scheduler:
     async def backfill_changed(self, backfill: Backfill) -> None:
         await self.backfills.backfill_changed(backfill)
 
+    async def edit_backfill(self, backfill_id: str, changes: dict[str, object]) -> Backfill | None:
+        return await self.backfills.edit(backfill_id, changes)
+
     def instance_finished(self, instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
         self.backfills.instance_finished(instance, trigger_id)
 
