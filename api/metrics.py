@@ -11,6 +11,7 @@ from collections import Counter
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from api.deps import ServicesDep
 from styx_actors.model import State
@@ -18,6 +19,24 @@ from styx_actors.store.base import Store
 
 # Seconds; API calls are mostly store round trips, commands wait for the actors.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ActorTotals:
+    """Transition and trigger counters as the instance hosts count them (refreshed on each scrape)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+
+    def collect(self):  # the prometheus_client custom-collector protocol
+        transitions = CounterMetricFamily("styx_transitions", "State transitions applied, by event.", labels=["event"])
+        triggers = CounterMetricFamily("styx_triggers", "Instances triggered, by trigger type.", labels=["type"])
+        for key, value in sorted(self.totals.items()):
+            kind, _, label = key.partition(":")
+            family = transitions if kind == "transition" else triggers if kind == "trigger" else None
+            if family is not None:
+                family.add_metric([label], value)
+        yield transitions
+        yield triggers
 
 
 class ApiMetrics:
@@ -42,6 +61,8 @@ class ApiMetrics:
         self.resource_limit = Gauge(
             "styx_resource_limit", "Concurrency limit of each resource.", ["resource"], registry=self.registry
         )
+        self.actor_totals = ActorTotals()
+        self.registry.register(self.actor_totals)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.request_latency.labels(route=route, method=method, status=str(status)).observe(seconds)
@@ -78,4 +99,5 @@ router = APIRouter()
 async def metrics(request: Request, services: ServicesDep) -> Response:
     app_metrics: ApiMetrics = request.app.state.metrics
     await app_metrics.refresh(services.store)
+    app_metrics.actor_totals.totals = await services.commands.stats()
     return Response(app_metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ Refusals raise CommandError subclasses carrying Styx's messages; nothing is writ
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 from styx_actors.actors.batching import BatchLoader
@@ -163,6 +164,13 @@ class Commands:
             return await self._router.send(instance, event)
         except IllegalTransition as exc:
             raise BadRequest(str(exc)) from exc
+
+    async def stats(self) -> dict[str, int]:
+        """Transition and trigger totals summed over the instance hosts (metrics)."""
+        totals: Counter[str] = Counter()
+        for host_stats in await self._router.broadcast("stats"):
+            totals.update(host_stats or {})
+        return dict(totals)
 
     # -- resources and global config ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ recovery of their snapshots from the store.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import heapq
 import itertools
 import logging
@@ -125,7 +126,7 @@ class InstanceShard:
         self._config = GlobalConfig()
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
-        self.transitions = 0
+        self._counts: Counter[str] = Counter()  # transitions by event, triggers by type (metrics)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -222,6 +223,10 @@ class InstanceShard:
         """Drop the cached configuration of a changed or deleted workflow."""
         self._workflows.pop(workflow_id.key(), None)
 
+    def stats(self) -> dict[str, int]:
+        """Totals since this shard started: `transition:<event>` and `trigger:<type>` counts."""
+        return dict(self._counts)
+
     def active_count(self) -> int:
         return len(self._actors)
 
@@ -270,7 +275,9 @@ class InstanceShard:
         raise AssertionError("unreachable")
 
     def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None:
-        self.transitions += 1
+        self._counts[f"transition:{event.name}"] += 1
+        if isinstance(event, TriggerExecution):
+            self._counts[f"trigger:{event.trigger.type.value}"] += 1
         # Leaving a consuming state frees the permits; a retry or failure while queued leaves the wait queue.
         leaves_queue = new.state is not State.QUEUED or isinstance(event, RetryAfter)
         if not new.state.consumes_resources and (old.state.consumes_resources or leaves_queue):

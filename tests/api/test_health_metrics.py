@@ -77,3 +77,13 @@ async def test_each_app_has_its_own_registry(api: Api, start_api: StartApi) -> N
     samples = await _samples(other)
     ping = ("styx_http_request_duration_seconds_count", (("method", "GET"), ("route", "/ping"), ("status", "200")))
     assert ping not in samples
+
+
+
+async def test_metrics_count_transitions_and_triggers(api) -> None:
+    await api.create_blocked_workflow()
+    assert 'styx_triggers_total{type="adhoc"}' not in (await api.client.get("/metrics")).text
+    assert (await api.trigger("2016-03-14T10")).status_code == 200
+    text = (await api.client.get("/metrics")).text
+    assert 'styx_transitions_total{event="triggerExecution"} 1.0' in text
+    assert 'styx_triggers_total{type="adhoc"} 1.0' in text
