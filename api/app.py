@@ -40,9 +40,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(dashboard_router)
     # The last added middleware is the outermost: the request id and the catch-all wrap everything.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.max_body_bytes)
-    if services.settings.rate_limit_per_second is not None:
-        settings = services.settings
-        app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst)
+    rate_limit = services.settings.rate_limit_per_second
+    if rate_limit is not None:
+        app.add_middleware(RateLimitMiddleware, per_second=rate_limit, burst=services.settings.rate_limit_burst)
     app.add_middleware(RequestContextMiddleware, observe=app.state.metrics.observe_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -8,6 +8,7 @@ Plain ASGI classes rather than Starlette's BaseHTTPMiddleware: they see every re
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -27,6 +28,9 @@ REQUEST_ID_HEADER = "X-Styx-Request-Id"
 # Credentials never reach the audit log.
 HIDDEN_HEADERS = frozenset({"authorization", "service-identity", "cookie"})
 AUDIT_PAYLOAD_CHARS = 2048
+# A workflow's `env` carries credentials as often as not: its values never reach the audit log.
+SECRET_FIELDS = frozenset({"env"})
+HIDDEN = "<hidden>"
 UNMATCHED_ROUTE = "<unmatched>"
 
 RequestObserver = Callable[[str, str, int, float], None]  # route template, method, status, seconds
@@ -101,9 +105,32 @@ def _audit(scope: Scope, headers: Headers, payload: bytes, status: int) -> None:
         who,
         shown_headers,
         query,
-        payload.decode("utf-8", errors="replace"),
+        redacted_payload(payload),
         status,
     )
+
+
+def redacted_payload(payload: bytes) -> str:
+    """The payload for the audit log, with the values of every SECRET_FIELDS object hidden. A body that is
+    not JSON (or was cut at AUDIT_PAYLOAD_CHARS) but names such a field is hidden whole."""
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return HIDDEN if any(f'"{name}"' in text for name in SECRET_FIELDS) else text
+    redacted = _redact(document)
+    return text if redacted == document else json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+
+
+def _redact(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            key: {name: HIDDEN for name in item} if key in SECRET_FIELDS and isinstance(item, dict) else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item) for item in value]
+    return value
 
 
 class BodySizeLimitMiddleware:

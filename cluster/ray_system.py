@@ -409,6 +409,7 @@ async def start_ray_system(settings: Settings) -> RaySystem:
     commands = Commands(
         store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), SystemClock(),
         TimeoutConfig.from_settings(settings),
+        runners=[RayPort(role, namespace) for role in roles if role.startswith("runner-")],
     )
     return RaySystem(commands=commands, store=store, roles=roles, namespace=namespace, handles=handles)
 

@@ -1,4 +1,5 @@
-"""Liveness and readiness: `/ping` (Styx), `/healthz` (the process answers), `/readyz` (the store answers)."""
+"""Liveness and readiness: `/ping` (Styx), `/healthz` (the process answers), `/readyz` (the store answers and
+still carries this installation's marker, styx_actors/store/marker.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api.deps import ServicesDep
 from api.errors import error_response
 from styx_actors.store.base import StoreError
+from styx_actors.store.marker import StoreLost, check_marker
 
 router = APIRouter(tags=["Health"])
 
@@ -22,10 +24,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "The store does not answer"}})
+@router.get("/readyz", responses={503: {"description": "The store does not answer or lost its data"}})
 async def readyz(services: ServicesDep) -> JSONResponse:
     try:
         await services.store.ping()
+        await check_marker(services.store, services.settings.data_dir)
+    except StoreLost as exc:
+        return error_response(503, f"Store lost its data: {exc}")
     except StoreError as exc:
         return error_response(503, f"Store unavailable: {exc}")
     return JSONResponse({"status": "ready"})

@@ -45,3 +45,11 @@ async def instance_events(
     """The instance's event log in order; empty (not 404) when it has none."""
     instance = WorkflowInstance.of(component_id, workflow_id, parameter)
     return {"events": [event_payload(stored, instance) for stored in await services.store.events(instance)]}
+
+
+@router.get("/logs/{component_id}/{workflow_id}/{parameter}", responses={404: {"description": "No container"}})
+async def instance_logs(component_id: str, workflow_id: str, parameter: str, services: ServicesDep) -> dict[str, str]:
+    """Output of the instance's latest execution while its container exists (an extension of the contract:
+    containers are removed STYX_CONTAINER_GRACE_PERIOD after they end)."""
+    execution_id, logs = await services.commands.logs(WorkflowInstance.of(component_id, workflow_id, parameter))
+    return {"execution_id": execution_id, "logs": logs}

@@ -15,7 +15,7 @@ from styx_actors.actors.batching import BatchLoader
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.clock import Clock
 from styx_actors.errors import BadRequest, Conflict, NotFound
-from styx_actors.events import Event, Halt, RetryAfter
+from styx_actors.events import Event, Halt, RetryAfter, Submit, event_from_json
 from styx_actors.model import (
     Backfill,
     BackfillInput,
@@ -34,6 +34,7 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
+from styx_actors.runners.base import RunnerError
 from styx_actors.schedule import (
     ParameterError,
     Schedule,
@@ -64,8 +65,10 @@ class Commands:
         clock: Clock,
         timeouts: TimeoutConfig,
         rng: random.Random | None = None,
+        runners: list[Any] | None = None,
     ) -> None:
         self._store = store
+        self._runners = runners or []
         self._router = router
         self._scheduler = scheduler
         self._resources = resources
@@ -164,6 +167,28 @@ class Commands:
             return await self._router.send(instance, event)
         except IllegalTransition as exc:
             raise BadRequest(str(exc)) from exc
+
+    async def logs(self, instance: WorkflowInstance) -> tuple[str, str]:
+        """(execution id, output) of the instance's latest execution, while its container exists."""
+        execution_id = await self._latest_execution_id(instance)
+        if execution_id is None:
+            raise NotFound("Workflow instance has no execution")
+        for runner in self._runners:  # one per node; the container is on one of them
+            try:
+                return execution_id, await runner.logs(execution_id)
+            except RunnerError:
+                continue
+        raise NotFound(f"The container of execution {execution_id} no longer exists")
+
+    async def _latest_execution_id(self, instance: WorkflowInstance) -> str | None:
+        state = await self._store.active_state(instance)
+        if state is not None and state.data.execution_id:
+            return state.data.execution_id
+        for stored in reversed(await self._store.events(instance)):
+            event, _ = event_from_json(stored.event_json)
+            if isinstance(event, Submit) and event.execution_id:
+                return event.execution_id
+        return None
 
     async def stats(self) -> dict[str, int]:
         """Transition and trigger totals summed over the instance hosts (metrics)."""

@@ -67,7 +67,8 @@ class LocalActorSystem:
         )
         router.shards = [LocalPort(shard) for shard in shards]
         commands = Commands(
-            store, router, LocalPort(scheduler), LocalPort(broker), clock, TimeoutConfig.from_settings(settings), rng
+            store, router, LocalPort(scheduler), LocalPort(broker), clock, TimeoutConfig.from_settings(settings), rng,
+            runners=[LocalPort(runner)],
         )
         for shard in shards:
             await shard.start()

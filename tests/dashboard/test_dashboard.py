@@ -113,6 +113,7 @@ def test_trigger_instance_from_the_page_until_done(
     expect(page.locator("#instance-events")).to_contain_text("triggerExecution")
     expect(page.locator("#instance-events")).to_contain_text("success")
     expect(page.locator("#instance-halt")).to_be_disabled()
+    expect(page.locator("#instance-log-text")).to_have_text("hello\n", timeout=UNTIL_DONE_MS)  # `echo hello`
     history = styx_api.get(f"/workflows/reports/triggered/instances/{parameter}").json()
     assert history["triggers"][0]["parameters"] == {"env": {"GREETING": "hi"}}
     screenshot(page, "instance")

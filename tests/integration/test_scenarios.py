@@ -264,3 +264,17 @@ async def test_restored_states_keep_their_timestamps_and_resume(
     assert restored == parked  # same counter, same timestamp: nothing was re-applied on recovery
     clock.advance(timedelta(minutes=31))
     assert (await wait_finished(store, wfi))[-1] == "success"
+
+
+async def test_logs_of_an_execution_while_its_container_exists(start_system, store: Store, tmp_path) -> None:
+    from styx_actors.errors import NotFound
+
+    system = await start_system(scenario_settings(tmp_path, container_grace_period=timedelta(hours=1)))
+    workflow_id = await deploy(system, config("logs", script="echo hello from {}", schedule="days"))
+    wfi = instance(workflow_id, "2016-03-01")
+    with pytest.raises(NotFound):
+        await system.commands.logs(wfi)  # nothing ran yet
+    await system.commands.trigger(TriggerRequest(workflow_id=workflow_id, parameter="2016-03-01"))
+    assert (await wait_finished(store, wfi))[-1] == "success"
+    execution_id, output = await system.commands.logs(wfi)
+    assert execution_id.startswith("styx-run-") and "hello from" in output

@@ -387,6 +387,7 @@ function instancePage(componentId, workflowId, parameter) {
   const current = h("section", { className: "card", id: "instance-state" });
   const triggers = h("section", { className: "card", id: "instance-triggers" });
   const timeline = h("section", { className: "card", id: "instance-events" });
+  const logs = h("section", { className: "card", id: "instance-logs" });
   const outlet = h("div", {});
   const target = `${componentId}/${workflowId}/${parameter}`;
   const command = (name) => {
@@ -399,8 +400,7 @@ function instancePage(componentId, workflowId, parameter) {
   const halt = command("halt");
   setPage(`${componentId} / ${workflowId} / ${parameter}`,
     h("p", {}, h("a", { href: workflowHref(componentId, workflowId) }, `← workflow ${componentId}/${workflowId}`)),
-    current, outlet, triggers, timeline,
-    h("p", { className: "muted" }, "Container logs are not available: the API has no endpoint for them."));
+    current, outlet, triggers, timeline, logs);
   startPage(async (isCurrent) => {
     await Promise.all([
       load(current, isCurrent, () => Promise.all([
@@ -446,6 +446,13 @@ function instancePage(componentId, workflowId, parameter) {
         replace(timeline, h("h2", {}, "Event timeline"), data.events.length === 0
           ? h("p", { className: "empty" }, "No events for this instance.")
           : h("ol", { className: "timeline" }, data.events.map(({ event, timestamp }) => h("li", {}, h("time", {}, formatTime(timestamp)), describeEvent(event)))));
+      }),
+      // Container output, while the latest execution's container exists (it is removed after a grace period).
+      load(logs, isCurrent, () => api("GET", `/status/logs/${enc(componentId)}/${enc(workflowId)}/${enc(parameter)}`)
+        .catch((error) => { if (error.code === 404) return null; throw error; }), (data) => {
+        replace(logs, h("h2", {}, "Container logs"), data
+          ? [h("p", { className: "muted" }, "Execution ", h("code", {}, data.execution_id)), h("pre", { id: "instance-log-text" }, data.logs || "(no output)")]
+          : h("p", { className: "empty" }, "No container for this instance (none ran yet, or it was removed after its grace period)."));
       }),
     ]);
   }, true);
