@@ -22,11 +22,14 @@ def ray_runtime() -> Iterator[None]:
 
 
 @pytest.fixture
-def ray_settings(ray_runtime: None, redis_url: str, tmp_path: Path) -> Settings:
+def ray_settings(request: pytest.FixtureRequest, ray_runtime: None, tmp_path: Path) -> Settings:
+    """Redis by default; `sqlite` (indirect parameter) has every actor process open the same SQLite file."""
     tag = uuid.uuid4().hex[:8]
-    return scenario_settings(
-        tmp_path, store=f"{redis_url}?prefix=ray-{tag}", ray_namespace=f"styx-{tag}", runner="docker"
-    )
+    if getattr(request, "param", "redis") == "sqlite":
+        store = f"sqlite:///{tmp_path / 'styx.db'}"
+    else:
+        store = f"{request.getfixturevalue('redis_url')}?prefix=ray-{tag}"
+    return scenario_settings(tmp_path, store=store, ray_namespace=f"styx-{tag}", runner="docker")
 
 
 @pytest.fixture

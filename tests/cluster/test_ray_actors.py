@@ -22,6 +22,7 @@ async def test_an_instance_runs_to_done_through_ray_actors(ray_system: RaySystem
     assert events == ["triggerExecution", "dequeue", "submit", "submitted", "started", "terminate", "success"]
 
 
+@pytest.mark.parametrize("ray_settings", ["redis", "sqlite"], indirect=True)
 async def test_sigkilled_shard_resumes_its_instances_without_running_them_twice(ray_system: RaySystem) -> None:
     await ray_system.commands.save_resource(Resource(id="pool", concurrency=3))
     workflow_id = await deploy(ray_system, config("ray-kill", schedule="days", script="sleep 2", resources=["pool"]))
