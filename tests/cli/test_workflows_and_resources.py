@@ -107,11 +107,19 @@ def test_multi_document_create_from_stdin_and_list(styx: Styx) -> None:
 
 
 def test_server_side_rejection_of_a_locally_valid_workflow(styx: Styx) -> None:
-    result = styx("workflow", "create", "life", stdin="id: imageless\nschedule: daily\n")
+    # The maximum running timeout is the server's setting: the CLI validates without it (reference §1.5).
+    workflow = f"id: slow\nschedule: daily\ndocker_image: {IMAGE}\nrunning_timeout: PT72H\n"
+    result = styx("workflow", "create", "life", stdin=workflow)
     assert result.code == ExitStatus.API_ERROR
     assert result.stderr.startswith(
-        "API error: 400 Invalid workflow configuration: [docker image cannot be empty] (Request ID: "
+        "API error: 400 Invalid workflow configuration: [running timeout is too big: PT72H, limit = PT48H] (Request ID: "
     )
+
+
+def test_an_imageless_workflow_is_refused_before_calling_the_api(styx: Styx) -> None:
+    result = styx("workflow", "create", "life", stdin="id: imageless\nschedule: daily\n")
+    assert result.code == ExitStatus.ARGUMENT_ERROR
+    assert "error: docker image cannot be empty" in result.stderr
 
 
 def _create(styx: Styx, component: str, *workflows: str) -> None:

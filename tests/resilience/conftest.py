@@ -1,0 +1,15 @@
+"""Fixtures for the resilience tests: the API apps of tests/api over a real store, and the process's RSS."""
+
+from __future__ import annotations
+
+import os
+
+from tests.api.conftest import api, start_api, store  # noqa: F401 - fixtures shared with the API tests
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process right now (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * PAGE_BYTES

@@ -1,0 +1,134 @@
+"""Overload: many parked instances and a client hammering the API. Memory stays bounded, the liveness probe
+keeps answering, oversized bodies get a 413 and an optional per-client rate limit answers 429."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.middleware import TokenBuckets
+from styx_actors.model import WorkflowInstance
+from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, StartApi, api_settings
+from tests.resilience.conftest import rss_bytes
+
+PARKED_INSTANCES = 5_000  # what triggers through the API in well under 60 s on this 2-core machine
+HAMMER_REQUESTS = 3_000
+HAMMER_CONCURRENCY = 50
+# Every parked instance is an actor, a RunState and its timers; far above that means a leak.
+MAX_BYTES_PER_PARKED_INSTANCE = 40_000
+MAX_RSS_GROWTH_WHILE_HAMMERED = 30 * 1024 * 1024
+HEALTH_DEADLINE_SECONDS = 2.0
+LATEST_PARTITION = datetime(2016, 3, 14, 14)  # the test clock's last finished hour
+
+
+def partition(index: int) -> str:
+    """The parameter of the index-th hourly partition, counted backwards (all in the past)."""
+    return f"{LATEST_PARTITION - timedelta(hours=index):%Y-%m-%dT%H}"
+
+
+async def trigger_many(api: Api, count: int) -> None:
+    semaphore = asyncio.Semaphore(HAMMER_CONCURRENCY)
+
+    async def one(index: int) -> None:
+        async with semaphore:
+            response = await api.trigger(partition(index))
+            assert response.status_code == 200, response.text
+
+    await asyncio.gather(*(one(index) for index in range(count)))
+
+
+async def test_parked_instances_and_hammering_keep_memory_bounded_and_health_answering(start_api: StartApi) -> None:
+    api = await start_api()
+    await api.create_blocked_workflow()
+    rss_before = rss_bytes()
+    begin = time.monotonic()
+    await trigger_many(api, PARKED_INSTANCES)
+    assert time.monotonic() - begin < 60
+    assert api.service.system.active_count() == PARKED_INSTANCES
+    await api.wait_queued(partition(PARKED_INSTANCES - 1))
+    parked_growth = rss_bytes() - rss_before
+    assert parked_growth < PARKED_INSTANCES * MAX_BYTES_PER_PARKED_INSTANCE, parked_growth
+
+    rss_hammered = rss_bytes()
+    health_latencies: list[float] = []
+    hammering = True
+
+    async def probe_health() -> None:
+        while hammering:
+            sent = time.monotonic()
+            response = await asyncio.wait_for(api.client.get("/healthz"), HEALTH_DEADLINE_SECONDS)
+            assert response.status_code == 200
+            health_latencies.append(time.monotonic() - sent)
+            await asyncio.sleep(0.05)
+
+    async def hammer() -> None:
+        semaphore = asyncio.Semaphore(HAMMER_CONCURRENCY)
+
+        async def one(index: int) -> None:
+            async with semaphore:
+                if index % 2:  # a re-trigger of a parked instance: refused without growing anything
+                    response = await api.trigger(partition(index % PARKED_INSTANCES))
+                    assert response.status_code == 409, response.text
+                else:
+                    response = await api.client.get(f"{API}/workflows/{COMPONENT}/{WORKFLOW}")
+                    assert response.status_code == 200, response.text
+
+        await asyncio.gather(*(one(index) for index in range(HAMMER_REQUESTS)))
+
+    prober = asyncio.create_task(probe_health())
+    try:
+        await hammer()
+    finally:
+        hammering = False
+        await prober
+    assert health_latencies and max(health_latencies) < HEALTH_DEADLINE_SECONDS
+    assert rss_bytes() - rss_hammered < MAX_RSS_GROWTH_WHILE_HAMMERED
+    assert api.service.system.active_count() == PARKED_INSTANCES
+
+    oversized = await api.client.post(f"{API}/resources", content=b"x" * (api.service.services.settings.max_body_bytes + 1))
+    assert oversized.status_code == 413
+    assert oversized.json()["message"].startswith("Request body too large")
+    instance = WorkflowInstance.of(COMPONENT, WORKFLOW, partition(0))
+    assert (await api.store.active_state(instance)) is not None
+
+
+async def test_rate_limit_answers_429_per_client_and_spares_health_probes(start_api: StartApi, tmp_path: Path) -> None:
+    api = await start_api(settings=api_settings(tmp_path, rate_limit_per_second=0.5, rate_limit_burst=3))
+    statuses = [(await api.client.get(f"{API}/resources")).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = await api.client.get(f"{API}/resources")
+    assert refused.json() == {
+        "code": 429,
+        "message": "Too many requests from 127.0.0.1: limit = 0.5 requests per second",
+    }
+    assert refused.headers["Retry-After"] == "2"
+    assert (await api.client.get("/healthz")).status_code == 200
+    assert (await api.client.get("/readyz")).status_code == 200
+    # Another client address has a bucket of its own.
+    other = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.service.app, client=("10.1.2.3", 4000)), base_url="http://styx.test"
+    )
+    async with other:
+        assert (await other.get(f"{API}/resources")).status_code == 200
+
+
+def test_token_buckets_refill_at_the_rate_and_forget_the_oldest_clients() -> None:
+    buckets = TokenBuckets(rate=2.0, burst=2.0, max_clients=2)
+    assert [buckets.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert not buckets.take("a", 0.4)  # 0.8 tokens saved so far
+    assert buckets.take("a", 0.5)
+    buckets.take("b", 0.5)
+    buckets.take("c", 0.5)
+    assert len(buckets) == 2  # "a" was seen least recently and is dropped: it comes back with a full bucket
+    assert buckets.take("a", 0.5) and buckets.take("a", 0.5)
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_rate_limit_must_be_positive(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rate_limit_per_second"):
+        api_settings(tmp_path, rate_limit_per_second=value)
