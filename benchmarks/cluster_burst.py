@@ -1,19 +1,23 @@
-"""Burst on a multi-node Ray cluster: the same trigger-command burst with shards on 1 and then 2 worker nodes.
+"""Burst on a multi-node Ray cluster: the same trigger-command burst with shards spread over 1, then 2 nodes.
 
-    python benchmarks/cluster_burst.py [--workers 1 2] [--count 2000] [--redis-url redis://HOST:PORT/DB]
+    python benchmarks/cluster_burst.py [--nodes 1 2] [--count 2000] [--redis-url redis://HOST:PORT/DB]
 
-For each worker count, a fresh cluster on this machine: `ray start --head` (no shards: the API driver, the
-scheduler and the resource broker) plus W `ray start --address` worker nodes of one CPU each, offering the
-`styx_worker` resource every shard requires. All nodes share this machine's cores, so the figures show the
-cost of spreading over nodes (remote calls between shards, broker and scheduler), not added capacity;
-docs/performance.md says what they mean for a real multi-machine cluster.
+For each node count N, a fresh cluster on this machine: `ray start --head` plus N-1 `ray start --address`
+nodes of one CPU each, every node offering the `styx_worker` resource the shards require (so with N = 2 the
+four shards spread over both). A third Ray node on the same machine does not join here (see
+docs/performance.md). All nodes share this machine's two cores, so the figures show the cost of spreading
+over nodes (remote calls between shards, broker and scheduler), not added capacity.
 """
 
 from __future__ import annotations
 
+import os
+
+# Clusters started with `ray start` use token authentication; Ray reads this when it is imported.
+os.environ["RAY_AUTH_MODE"] = "token"
+
 import argparse
 import asyncio
-import os
 import shutil
 import signal
 import socket
@@ -30,7 +34,6 @@ from burst import instances_of, trigger_command_burst, write_due_workflows
 from harness import add_redis_argument, bench_settings, ray_service, redis_url
 from styx_actors.timeutil import UTC
 
-os.environ["RAY_AUTH_MODE"] = "token"  # nodes started with `ray start` authenticate with the cluster token
 
 
 def free_port() -> int:
@@ -39,25 +42,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def node_ports() -> list[str]:
+    """Ports of a node's agents: several nodes on one machine must not share Ray's fixed defaults."""
+    flags = ("--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+             "--runtime-env-agent-port")
+    return [f"{flag}={free_port()}" for flag in flags]
+
+
 @contextmanager
-def cluster(workers: int) -> Iterator[str]:
-    """A head and `workers` worker nodes on loopback; every process stopped by its process group."""
+def cluster(nodes_count: int) -> Iterator[str]:
+    """A head and `nodes_count - 1` more nodes on loopback; every process stopped by its process group."""
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rb", dir="/tmp")
     common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     nodes = [
         subprocess.Popen(
             ["ray", "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-             "--num-cpus=1", *common],
+             "--num-cpus=1", '--resources={"styx_worker": 1}', *common],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
     ]
     nodes += [
         subprocess.Popen(
-            ["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"styx_worker": 1}', *common],
+            ["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"styx_worker": 1}',
+             *node_ports(), *common],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        for _ in range(workers)
+        for _ in range(nodes_count - 1)
     ]
     try:
         yield f"127.0.0.1:{port}"
@@ -89,11 +100,11 @@ async def wait_for_nodes(count: int, timeout: float = 120) -> None:
         await asyncio.sleep(0.5)
 
 
-async def run(workers: int, count: int, given_url: str | None) -> None:
-    with redis_url(given_url) as (url, prefix), cluster(workers) as address:
+async def run(nodes_count: int, count: int, given_url: str | None) -> None:
+    with redis_url(given_url) as (url, prefix), cluster(nodes_count) as address:
         connect(address)
         try:
-            await wait_for_nodes(1 + workers)
+            await wait_for_nodes(nodes_count)
             settings = bench_settings(
                 url, prefix, ray_address=address, shard_count=4, shard_resources={"styx_worker": 0.01}
             )
@@ -101,20 +112,20 @@ async def run(workers: int, count: int, given_url: str | None) -> None:
             workflows = await write_due_workflows(settings, count, now.replace(year=now.year + 1))
             async with ray_service(settings) as system:
                 figures = await trigger_command_burst(system, url, prefix, instances_of(workflows, now, 1))
-            print(figures.line(f"{workers} worker node{'s' if workers > 1 else ''}"))
+            print(figures.line(f"shards on {nodes_count} node{'s' if nodes_count > 1 else ''}"))
         finally:
             ray.shutdown()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker node counts (default 1 2)")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="node counts (default 1 2)")
     parser.add_argument("--count", type=int, default=2000, help="burst size (default 2000)")
     add_redis_argument(parser)
     args = parser.parse_args()
-    print(f"trigger-command burst of {args.count:,} (noop runner, Redis store, 4 shards on the worker nodes)")
-    for workers in args.workers:
-        asyncio.run(run(workers, args.count, args.redis_url))
+    print(f"trigger-command burst of {args.count:,} (noop runner, Redis store, 4 shards spread over the nodes)")
+    for nodes_count in args.nodes:
+        asyncio.run(run(nodes_count, args.count, args.redis_url))
 
 
 if __name__ == "__main__":
