@@ -116,9 +116,9 @@ def redacted_payload(payload: bytes) -> str:
     text = payload.decode("utf-8", errors="replace")
     try:
         document = json.loads(text)
-    except ValueError:
+        redacted = _redact(document)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
         return HIDDEN if any(f'"{name}"' in text for name in SECRET_FIELDS) else text
-    redacted = _redact(document)
     return text if redacted == document else json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -1,6 +1,9 @@
 """Fixtures for the dashboard tests: the real service over HTTP (BackgroundService on SQLite with the Docker
-runner) and Debian's Chromium driven headless by pytest-playwright (no browser download: the system binary
-is launched through `executable_path`)."""
+runner) and Debian's Chromium driven headless by Playwright (no browser download: the system binary is
+launched through `executable_path`).
+
+Playwright's sync API runs an event loop of its own while it is open, so it is opened per module, never for
+the whole session: the asyncio tests that run after this module must find no loop running."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from styx_actors.service import OPEN_ACCESS, AuthChoice, BackgroundService
 from tests.cli.conftest import service_settings
@@ -30,20 +34,19 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1366, "height": 860}
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(
-    browser_type_launch_args: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        **browser_type_launch_args,
-        "executable_path": str(CHROMIUM),
-        "args": CHROMIUM_ARGS,
-    }
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": VIEWPORT}
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport=VIEWPORT)
+    yield context.new_page()
+    context.close()
 
 
 def start_service(data_dir: Path, auth: AuthChoice = OPEN_ACCESS) -> BackgroundService:
