@@ -20,6 +20,7 @@ import pytest
 from docker.errors import DockerException
 from docker.utils import kwargs_from_env
 
+from tests.conftest import wait_until
 from styx_actors.clock import ManualClock
 from styx_actors.model import ExecutionDescription, RunState, State, StateData, Trigger, WorkflowInstance
 from styx_actors.runners import make_runner
@@ -124,17 +125,16 @@ def spec_for(
 
 
 async def eventually(probe: Callable[[], T | Awaitable[T]], done: Callable[[T], bool], timeout: float = 20.0) -> T:
-    """Poll `probe` (plain or async) until `done(value)`, failing at the deadline (no blind sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """Poll `probe` (plain or async) until `done(value)`; returns that value (tests.conftest.wait_until)."""
+    seen: list[T] = []
+
+    async def reached() -> bool:
         value = probe()
-        if inspect.isawaitable(value):
-            value = await value
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s; last value {value!r}")
-        await asyncio.sleep(0.05)
+        seen[:] = [await value if inspect.isawaitable(value) else value]
+        return done(seen[0])
+
+    await wait_until(reached, timeout, message="the probed value")
+    return seen[0]
 
 
 async def run_to_exit(runner: DockerRunner, spec: RunSpec) -> ExecutionStatus:
