@@ -20,7 +20,6 @@ import pytest
 from docker.errors import DockerException
 from docker.utils import kwargs_from_env
 
-from tests.conftest import wait_until
 from styx_actors.clock import ManualClock
 from styx_actors.model import ExecutionDescription, RunState, State, StateData, Trigger, WorkflowInstance
 from styx_actors.runners import make_runner
@@ -37,6 +36,7 @@ from styx_actors.runners.base import (
 from styx_actors.runners.docker import DEFAULT_ENGINE_URL, LABEL_INSTALLATION, DockerRunner
 from styx_actors.settings import Settings
 from styx_actors.timeutil import UTC
+from tests.conftest import wait_until
 
 TEST_IMAGE = "styx-test/busybox:latest"
 T = TypeVar("T")
