@@ -44,6 +44,7 @@ from styx_actors.runners import make_runner
 from styx_actors.runners.base import ExecutionStatus, RunSpec
 from styx_actors.settings import Settings
 from styx_actors.store import Store, open_store
+from styx_actors.store.marker import remembered_marker
 from styx_actors.timeouts import TimeoutConfig
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,13 @@ class RunnerHost:
 class ActorHost:
     """One Ray actor process hosting one role's object, built (and after a restart rebuilt) on first call."""
 
-    def __init__(self, role: str, settings_json: str, instance_json: str | None = None) -> None:
+    def __init__(
+        self, role: str, settings_json: str, instance_json: str | None = None, marker: str | None = None
+    ) -> None:
         self._role = role
         self._settings = Settings.model_validate_json(settings_json)
         self._instance = WorkflowInstance.model_validate_json(instance_json) if instance_json else None
+        self._marker = marker  # the scheduler's: the installation marker the service established (MarkerGuard)
         self._target: Any = None
         self._starting: asyncio.Lock | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -216,7 +220,7 @@ class ActorHost:
                 host.tell("report_holders")
             return broker
         if self._role == "scheduler":
-            scheduler = Scheduler(store, router.trigger, clock, settings)
+            scheduler = Scheduler(store, router.trigger, clock, settings, self._marker)
             await scheduler.start()
             self._loops.append(asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), rng)))
             return scheduler
@@ -394,8 +398,10 @@ async def start_ray_system(settings: Settings) -> RaySystem:
         handles = [_existing_actor(role, settings) for role in roles if not role.startswith("runner-")]
     else:
         handles = [_runner_options(node, settings).remote(runner_role(node), settings_json) for node in nodes]
+        # Ray restarts an actor with its constructor's arguments: a restarted scheduler still knows the marker.
+        marker = remembered_marker(settings.data_dir)
         handles += [
-            _host_options(role, settings, detached).remote(role, settings_json)
+            _host_options(role, settings, detached).remote(role, settings_json, marker=marker if role == "scheduler" else None)
             for role in roles
             if not role.startswith("runner-")
         ]

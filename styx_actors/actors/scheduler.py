@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    def __init__(self, store: Store, trigger: TriggerFn, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, trigger: TriggerFn, clock: Clock, settings: Settings, marker: str | None = None
+    ) -> None:
         self._settings = settings
         self.natural = NaturalTriggers(store, trigger, clock)
         self.backfills = BackfillDrivers(store, trigger, clock, settings.backfill_max_triggers_per_tick)
-        self.marker = MarkerGuard(store)
+        self.marker = MarkerGuard(store, marker)
         self._loops: list[asyncio.Task[None]] = []
         self._rng = random.Random()
 

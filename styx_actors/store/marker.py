@@ -68,15 +68,20 @@ async def check_marker(store: Store, data_dir: Path) -> None:
 
 
 class MarkerGuard:
-    """The scheduler's check: the store still carries the marker it had when the scheduler started."""
+    """The scheduler's check: the store still carries this installation's marker.
 
-    def __init__(self, store: Store) -> None:
+    `expected` is the marker the service established at startup. A scheduler given one never writes a marker,
+    so a scheduler restarted on its own (by Ray) after the store lost its data finds it lost instead of
+    re-marking the empty store. Without one (a store opened without the service, as in tests), the store's
+    marker at start is the expected one, written first if absent."""
+
+    def __init__(self, store: Store, expected: str | None = None) -> None:
         self._store = store
-        self._expected: str | None = None
+        self._expected = expected
 
     async def start(self) -> None:
-        """Remember the store's marker (a store started without the service, as in tests, gets one now)."""
-        self._expected = await self._store.put_marker_if_absent(uuid.uuid4().hex)
+        if self._expected is None:
+            self._expected = await self._store.put_marker_if_absent(uuid.uuid4().hex)
 
     async def verify(self) -> None:
         if self._expected is not None:
