@@ -37,7 +37,7 @@ class Services:
     auth_enabled: bool = False
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: FastAPI runs a plain def in a thread
     services: Services = request.app.state.services
     return services
 

@@ -4,7 +4,8 @@
 
 Starts the production service (`python -m styx_actors.service`: the actors on a local Ray, uvicorn on a
 free loopback port, the Redis store, the noop runner, no authentication) as a child process, stopped
-afterwards by its PID. This process is the load generator (httpx with asyncio):
+afterwards by its PID. This process is the load generator (`loadgen.py`: raw keep-alive HTTP/1.1, tens of µs of CPU a request),
+and the service process's CPU time per request is printed beside each phase:
   1. POST /api/v3/scheduler/trigger: `active` instances of one hourly workflow that needs a resource of
      concurrency 0, so that they all stay active (QUEUED), 64 requests in flight: throughput and latency;
   2. GET /api/v3/workflows/{component}/{workflow}, open loop at `rate` requests/s for `seconds`
@@ -16,21 +17,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psutil
 
 from harness import COMPONENT, TEST_IMAGE, add_redis_argument, redis_url
+from loadgen import Connection, Latencies, closed_loop, open_loop, request, until
 from store_recovery import free_port
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.timeutil import UTC
@@ -39,33 +42,12 @@ WORKFLOW = "api-hourly"
 RESOURCE = "parked"
 STARTUP_SECONDS = 120
 REPOSITORY = Path(__file__).resolve().parent.parent
-
-Call = Callable[[], Awaitable[httpx.Response]]
-
-
-@dataclass
-class Latencies:
-    seconds: list[float] = field(default_factory=list)
-    failures: int = 0
-    elapsed: float = 0.0
-
-    def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.seconds)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-    def line(self, name: str) -> str:
-        count = len(self.seconds)
-        return (
-            f"  {name:<34} {count:>6,} requests in {self.elapsed:5.1f} s = {count / self.elapsed:6,.0f}/s"
-            f" | p50 {self.percentile(0.5) * 1000:7.1f} ms  p95 {self.percentile(0.95) * 1000:7.1f} ms"
-            f"  p99 {self.percentile(0.99) * 1000:7.1f} ms  max {max(self.seconds) * 1000:7.1f} ms"
-            f" | failures {self.failures}"
-        )
+API = "/api/v3"
 
 
 @contextmanager
-def service(url: str, prefix: str) -> Iterator[str]:
-    """The production service as a child process; its base URL. Stopped with SIGINT (then SIGKILL) by PID."""
+def service(url: str, prefix: str) -> Iterator[tuple[str, int]]:
+    """The production service as a child process; its base URL and PID. Stopped with SIGINT (then SIGKILL) by PID."""
     port = free_port()
     env = {
         **os.environ,
@@ -97,7 +79,7 @@ def service(url: str, prefix: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the service did not answer within {STARTUP_SECONDS} s")
             time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -108,80 +90,42 @@ def service(url: str, prefix: str) -> Iterator[str]:
         log.close()
 
 
-async def timed(call: Call, since: float, latencies: Latencies) -> None:
-    try:
-        response = await call()
-        if response.is_error:
-            latencies.failures += 1
-    except httpx.HTTPError:
-        latencies.failures += 1
-    latencies.seconds.append(time.perf_counter() - since)
+async def run(base: str, service_pid: int, active: int, rate: float, seconds: float) -> None:
+    setup = await Connection.open(base)
+    assert (await setup.send(request("POST", f"{API}/resources", {"id": RESOURCE, "concurrency": 0})))[0] == 200
+    config = {"id": WORKFLOW, "schedule": "hours", "docker_image": TEST_IMAGE, "docker_args": ["true"], "resources": [RESOURCE]}
+    assert (await setup.send(request("POST", f"{API}/workflows/{COMPONENT}", config)))[0] == 200
+    setup.close()
 
+    schedule = Schedule.parse("hours")
+    hour = schedule.previous(datetime.now(UTC))
+    workflow_id = {"component_id": COMPONENT, "id": WORKFLOW}
+    triggers = [
+        request("POST", f"{API}/scheduler/trigger", {"workflow_id": workflow_id, "parameter": to_parameter(schedule, hour - timedelta(hours=n))})
+        for n in range(active)
+    ]
+    server = psutil.Process(service_pid)
 
-async def closed_loop(calls: Iterable[Call], in_flight: int) -> Latencies:
-    """Every call, `in_flight` at a time."""
-    latencies = Latencies()
-    queue = iter(calls)
+    async def measure(name: str, load: Awaitable[Latencies]) -> None:
+        cpu = sum(server.cpu_times()[:2])
+        latencies = await load
+        per_request = (sum(server.cpu_times()[:2]) - cpu) / max(1, len(latencies.seconds))
+        print(f"{latencies.line(name)} | API process CPU {per_request * 1000:.2f} ms/request")
 
-    async def worker() -> None:
-        for call in queue:
-            await timed(call, time.perf_counter(), latencies)
+    print("REST API of the service on Ray (noop runner, Redis store), load from another process")
+    await measure(f"POST /scheduler/trigger ({active:,} new)", closed_loop(base, triggers, in_flight=64))
+    check = await Connection.open(base)
+    status, body = await check.send(request("GET", f"{API}/status/activeStates?component={COMPONENT}"))
+    listed = len(json.loads(body)["active_states"])
+    if listed != active:
+        print(f"  (only {listed:,} of {active:,} instances are active)")
+    check.close()
 
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    latencies.elapsed = time.perf_counter() - started
-    return latencies
-
-
-async def open_loop(call: Call, rate: float, seconds: float) -> Latencies:
-    """`rate` calls a second for `seconds`, each timed from when it was due."""
-    latencies = Latencies()
-    started = time.perf_counter()
-
-    async def one(number: int) -> None:
-        due = started + number / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        await timed(call, due, latencies)
-
-    await asyncio.gather(*(one(number) for number in range(int(rate * seconds))))
-    latencies.elapsed = time.perf_counter() - started
-    return latencies
-
-
-async def run(base: str, active: int, rate: float, seconds: float) -> None:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=f"{base}/api/v3", limits=limits, timeout=60) as client:
-        (await client.post("/resources", json={"id": RESOURCE, "concurrency": 0})).raise_for_status()
-        config = {"id": WORKFLOW, "schedule": "hours", "docker_image": TEST_IMAGE, "docker_args": ["true"], "resources": [RESOURCE]}
-        (await client.post(f"/workflows/{COMPONENT}", json=config)).raise_for_status()
-
-        schedule = Schedule.parse("hours")
-        hour = schedule.previous(datetime.now(UTC))
-        parameters = [to_parameter(schedule, hour - timedelta(hours=n)) for n in range(active)]
-
-        def trigger(parameter: str) -> Call:
-            body = {"workflow_id": {"component_id": COMPONENT, "id": WORKFLOW}, "parameter": parameter}
-            return lambda: client.post("/scheduler/trigger", json=body)
-
-        print("REST API of the service on Ray (noop runner, Redis store), load from another process")
-        triggers = await closed_loop([trigger(p) for p in parameters], in_flight=64)
-        print(triggers.line(f"POST /scheduler/trigger ({active:,} new)"))
-        listed = (await client.get("/status/activeStates", params={"component": COMPONENT})).json()["active_states"]
-        if len(listed) != active:
-            print(f"  (only {len(listed):,} of {active:,} instances are active)")
-
-        workflow = await open_loop(lambda: client.get(f"/workflows/{COMPONENT}/{WORKFLOW}"), rate, seconds)
-        print(workflow.line(f"GET /workflows/{{c}}/{{w}} at {rate:,.0f}/s"))
-
-        deadline = time.perf_counter() + seconds
-        states = await closed_loop(until(deadline, lambda: client.get("/status/activeStates")), in_flight=4)
-        print(states.line(f"GET /status/activeStates ({active:,} active)"))
-
-
-def until(deadline: float, call: Call) -> Iterator[Call]:
-    """The same call again and again until `deadline` (perf_counter)."""
-    while time.perf_counter() < deadline:
-        yield call
+    get_workflow = request("GET", f"{API}/workflows/{COMPONENT}/{WORKFLOW}")
+    await measure(f"GET /workflows/{{c}}/{{w}} at {rate:,.0f}/s", open_loop(base, get_workflow, rate, seconds))
+    deadline = time.perf_counter() + seconds
+    active_states = request("GET", f"{API}/status/activeStates")
+    await measure(f"GET /status/activeStates ({active:,} active)", closed_loop(base, until(deadline, active_states), 4))
 
 
 def main() -> None:
@@ -191,8 +135,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="duration of each GET phase (default 10)")
     add_redis_argument(parser)
     args = parser.parse_args()
-    with redis_url(args.redis_url) as (url, prefix), service(url, prefix) as base:
-        asyncio.run(run(base, args.active, args.rate, args.seconds))
+    with redis_url(args.redis_url) as (url, prefix), service(url, prefix) as (base, pid):
+        asyncio.run(run(base, pid, args.active, args.rate, args.seconds))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+from ray.exceptions import ActorDiedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from styx_actors.actors.batching import Call, CallBatcher, Outcome, run_batch
@@ -33,7 +34,7 @@ from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.local import CLEANUP_INTERVAL, load_resource_limits
 from styx_actors.actors.loops import every
-from styx_actors.actors.placement import Dedicated, Sharded, dedicated_role, shard_index
+from styx_actors.actors.placement import DEDICATED_ROLE_PREFIX, Dedicated, Sharded, dedicated_role, shard_index
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
@@ -63,6 +64,13 @@ _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, 
 )
 
 
+# Handles of the long-lived actors by (namespace, role). `ray.get_actor` costs a GCS round trip and more CPU
+# than the call it serves; a handle stays valid across Ray's restarts of its actor, and one whose actor died
+# for good (killed, replaced by a redeployment) is dropped on the ActorDiedError it causes. Dedicated
+# instance actors come and go: they are looked up each time.
+_handles: dict[tuple[str, str], Any] = {}
+
+
 class RayPort:
     """Await any method of a named actor's hosted object (looked up lazily, so restarts are transparent)."""
 
@@ -71,13 +79,27 @@ class RayPort:
         self._namespace = namespace
 
     def handle(self) -> Any:
-        return ray.get_actor(actor_name(self._role), namespace=self._namespace)
+        if self._role.startswith(DEDICATED_ROLE_PREFIX):
+            return ray.get_actor(actor_name(self._role), namespace=self._namespace)
+        key = (self._namespace, self._role)
+        found = _handles.get(key)
+        if found is None:
+            found = _handles[key] = ray.get_actor(actor_name(self._role), namespace=self._namespace)
+        return found
+
+    async def _remote(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the actor object itself (`call`, `call_batch`, `pid`, ...)."""
+        try:
+            return await getattr(self.handle(), method).remote(*args, **kwargs)
+        except ActorDiedError:
+            _handles.pop((self._namespace, self._role), None)
+            raise
 
     def __getattr__(self, method: str):
         async def call(*args: Any, **kwargs: Any) -> Any:
             if method in BATCHED_METHODS and not kwargs:
                 return await self._batcher().call(method, args)
-            return await self.handle().call.remote(method, *args, **kwargs)
+            return await self._remote("call", method, *args, **kwargs)
 
         return call
 
@@ -90,7 +112,7 @@ class RayPort:
         per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
         key = (self._namespace, self._role)
         if key not in per_loop:
-            per_loop[key] = CallBatcher(lambda calls: self.handle().call_batch.remote(calls))
+            per_loop[key] = CallBatcher(lambda calls: self._remote("call_batch", calls))
         return per_loop[key]
 
 
@@ -304,7 +326,7 @@ def _host_options(role: str, settings: Settings, detached: bool) -> Any:
     options: dict[str, Any] = {}
     if role.startswith("shard-"):
         options = {"scheduling_strategy": "SPREAD", "resources": dict(settings.shard_resources)}
-    elif role.startswith("instance-"):
+    elif role.startswith(DEDICATED_ROLE_PREFIX):
         # Its graceful exit (`__ray_terminate__`) must not be retried, which would bring it back.
         options = {"max_task_retries": 0}
     return ActorHost.options(
@@ -422,5 +444,6 @@ async def start_ray_system(settings: Settings) -> RaySystem:
 
 def stop_ray_system() -> None:
     """Leave the cluster; actors of a local Ray end with it, detached ones keep serving other API processes."""
+    _handles.clear()
     if ray.is_initialized():
         ray.shutdown()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -137,8 +138,9 @@ def ensure_port_free(host: str, port: int) -> None:
 
 
 def run_service(settings: Settings) -> None:
-    """Serve the API over the actor system on Ray until interrupted. Raises ServiceError on startup failure."""
-    asyncio.run(_serve_on_ray(settings))
+    """Serve the API over the actor system on Ray until interrupted. Raises ServiceError on startup failure.
+    uvloop: the event loop's own overhead is a good part of a request's CPU (docs/performance.md)."""
+    uvloop.run(_serve_on_ray(settings))
 
 
 async def _serve_on_ray(settings: Settings) -> None:
@@ -162,7 +164,12 @@ async def _serve_on_ray(settings: Settings) -> None:
             auth_enabled=auth.enabled,
         )
         config = uvicorn.Config(
-            create_app(services), host=settings.host, port=settings.port, lifespan="off", server_header=False
+            create_app(services),
+            host=settings.host,
+            port=settings.port,
+            lifespan="off",
+            server_header=False,
+            access_log=settings.access_log,
         )
         log.info("serving the Styx v3 API on http://%s:%d/api/v3", settings.host, settings.port)
         try:

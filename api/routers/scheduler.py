@@ -70,7 +70,7 @@ async def trigger(
 ) -> TriggerResponse:
     """Ad-hoc trigger; works on disabled workflows. Echoes the request with the new trigger id."""
     trigger_request = await read_payload(request, TriggerRequest, ENTITY_PAYLOAD)
-    found = await services.store.get_workflow(trigger_request.workflow_id)
+    found = await services.commands.load_workflow(trigger_request.workflow_id)
     if found is not None:
         await authorize_workflow(services, principal, found[0])
     return await services.commands.trigger(trigger_request, allow_future=parse_boolean(allowFuture))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import API_PREFIX, ServicesDep
-from api.payloads import event_payload
+from api.payloads import ModelResponse, event_payload
 from styx_actors.errors import BadRequest
 from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
 
@@ -22,7 +22,7 @@ async def active_states(
     component: str | None = None,
     workflow: Annotated[str | None, Query(description="Needs `component`")] = None,
     components: Annotated[str | None, Query(description="Comma-separated component ids; overrides the others")] = None,
-) -> RunStateDataPayload:
+) -> ModelResponse:
     store = services.store
     states: list[RunState]
     if components is not None:
@@ -35,7 +35,7 @@ async def active_states(
         states = await store.active_states(component, workflow)
     else:
         states = await store.active_states(component)
-    return RunStateDataPayload(active_states=[RunStateData.of(state) for state in states])
+    return ModelResponse(RunStateDataPayload(active_states=[RunStateData.of(state) for state in states]))
 
 
 @router.get("/events/{component_id}/{workflow_id}/{parameter}")

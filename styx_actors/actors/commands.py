@@ -80,6 +80,10 @@ class Commands:
 
     # -- workflows ------------------------------------------------------------------------------------------
 
+    async def load_workflow(self, workflow_id: WorkflowId) -> tuple[Workflow, WorkflowState] | None:
+        """The workflow and its state; reads requested together share one store round trip."""
+        return await self._workflow_loader.load(workflow_id)
+
     async def save_workflow(self, component_id: str, config: WorkflowConfiguration) -> Workflow:
         """Create or update (§8.2.1): the next natural trigger is recomputed for a new workflow or a
         changed schedule/offset; the enabled flag of an existing workflow is kept."""
@@ -126,7 +130,7 @@ class Commands:
 
     async def trigger(self, request: TriggerRequest, allow_future: bool = False) -> TriggerResponse:
         """Ad-hoc trigger (§8.7); works on disabled workflows."""
-        found = await self._workflow_loader.load(request.workflow_id)
+        found = await self.load_workflow(request.workflow_id)
         if found is None:
             raise BadRequest("The specified workflow is not found in the scheduler")
         workflow = found[0]

@@ -15,9 +15,12 @@ def shard_index(instance_key: str, shard_count: int) -> int:
     return zlib.crc32(instance_key.encode()) % shard_count
 
 
+DEDICATED_ROLE_PREFIX = "instance-"
+
+
 def dedicated_role(instance_key: str) -> str:
     """The Ray actor role of one instance in dedicated placement (keys may hold any character)."""
-    return f"instance-{hashlib.sha1(instance_key.encode()).hexdigest()}"
+    return f"{DEDICATED_ROLE_PREFIX}{hashlib.sha1(instance_key.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)
