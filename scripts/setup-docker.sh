@@ -6,8 +6,8 @@
 #   2. start dockerd in the background, only if no engine answers `docker info`
 #      (no bridge, no iptables, vfs storage: what works inside an unprivileged CI container);
 #   3. wait for the engine, up to STYX_DOCKERD_START_TIMEOUT seconds (default 60);
-#   4. build styx-test/busybox:latest with `docker import` of a tiny busybox rootfs, unless it exists.
-#      No registry is reachable here, so nothing is ever pulled.
+#   4. build styx-test/busybox:latest with scripts/build-test-image.sh (`docker import` of a tiny busybox
+#      rootfs), unless it exists. No registry is reachable here, so nothing is ever pulled.
 #
 # dockerd's log and pid file live in STYX_DOCKERD_DIR (default /var/run/styx-dockerd).
 set -euo pipefail
@@ -61,21 +61,4 @@ else
   log "Docker Engine is up"
 fi
 
-if docker image inspect "$image" >/dev/null 2>&1; then
-  log "image $image exists"
-else
-  log "building $image from /bin/busybox"
-  rootfs="$(mktemp -d)"
-  trap 'rm -rf "$rootfs"' EXIT
-  mkdir -p "$rootfs/bin" "$rootfs/tmp"
-  cp /bin/busybox "$rootfs/bin/busybox"
-  for applet in $("$rootfs/bin/busybox" --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
-  done
-  # mktemp makes the root 0700, which would lock out non-root container users.
-  chmod 755 "$rootfs"
-  chmod 1777 "$rootfs/tmp"
-  tar -C "$rootfs" -c . | docker import \
-    --change 'ENV PATH=/bin' --change 'CMD ["sh"]' - "$image" >/dev/null
-  log "built $image"
-fi
+STYX_TEST_IMAGE="$image" bash "$(dirname "${BASH_SOURCE[0]}")/build-test-image.sh"

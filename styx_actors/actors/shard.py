@@ -10,12 +10,12 @@ recovery of their snapshots from the store.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import heapq
 import itertools
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,7 +44,7 @@ from styx_actors.model import (
     WorkflowState,
 )
 from styx_actors.retry import RetryPolicy
-from styx_actors.runners.base import ExecutionStatus, Runner
+from styx_actors.runners.base import ExecutionStatus, Runner, RunnerError
 from styx_actors.settings import Settings
 from styx_actors.state_machine import new_instance_state
 from styx_actors.store.base import Store, StoreError, Transition
@@ -154,6 +154,7 @@ class InstanceShard:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_background_failure)
 
     async def recover(self) -> int:
         """Resume every active instance of this shard from its snapshot (timestamps preserved)."""
@@ -250,7 +251,10 @@ class InstanceShard:
             if not actor.active:
                 continue
             if actor.state.state in (State.SUBMITTED, State.RUNNING):
-                await actor.poll()
+                try:
+                    await actor.poll()
+                except RunnerError as exc:  # the engine is away: the other instances still get their turn
+                    log.warning("polling the execution of %s failed: %s", actor.key, exc)
             elif actor.state.state is not State.QUEUED or not actor.state.data.retry_delay_millis:
                 actor.run_handlers()
 
@@ -368,3 +372,9 @@ class InstanceShard:
         actor = self._actors.get(key) if key else None
         if actor is not None:
             actor.runner_status(execution_id, status)
+
+
+def _log_background_failure(task: asyncio.Task[object]) -> None:
+    # A stop that fails while the engine is away is not retried: the janitor removes the container later.
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background work failed: %s", task.exception())

@@ -114,7 +114,8 @@ async def test_a_hung_start_blocks_neither_halt_nor_other_instances_and_becomes_
 async def test_submissions_to_an_unreachable_engine_become_run_errors_retried_per_policy(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    """Stands in for stopping the shared engine (docs/reliability.md): no socket at all behind DOCKER_HOST."""
+    """No socket at all behind DOCKER_HOST (an engine that never came up; test_docker_engine_outage.py stops and
+    restarts a real one)."""
     engine_url = f"unix://{tmp_path / 'no-docker-here.sock'}"
     settings = hung_settings(tmp_path, engine_url)
     store = SqliteStore(tmp_path / "styx.db")
