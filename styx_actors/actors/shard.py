@@ -210,12 +210,15 @@ class InstanceShard:
             self._background(self._resources.release(holder))
 
     async def report_holders(self) -> None:
-        """Tell the resource broker which permits this shard's instances hold (after the broker restarted)."""
+        """Tell the resource broker which permits this shard's instances hold, and queue the instances that
+        waited at it again (after the broker restarted: its wait queue is gone)."""
         for actor in list(self._actors.values()):
             state = actor.state
             if state.state.consumes_resources and state.data.resource_ids:
                 self._broker_holders.add(actor.key)
                 await self._resources.restore(actor.key, list(state.data.resource_ids))
+            elif state.state is State.QUEUED and actor.key in self._broker_holders:
+                actor.run_handlers()
 
     def set_global_config(self, config: GlobalConfig) -> None:
         self._config = config
@@ -255,7 +258,11 @@ class InstanceShard:
                     await actor.poll()
                 except RunnerError as exc:  # the engine is away: the other instances still get their turn
                     log.warning("polling the execution of %s failed: %s", actor.key, exc)
-            elif actor.state.state is not State.QUEUED or not actor.state.data.retry_delay_millis:
+            elif actor.state.state is State.QUEUED and (
+                actor.state.data.retry_delay_millis or actor.key in self._broker_holders
+            ):
+                continue  # a timer ends its delay; a release at the broker wakes it: asking again costs only
+            else:
                 actor.run_handlers()
 
     # -- InstanceHost -------------------------------------------------------------------------------------
