@@ -211,6 +211,7 @@ class Commands:
     async def delete_resource(self, resource_id: str) -> None:
         await self._store.delete_resource(resource_id)
         await self._resources.remove(resource_id)
+        await self._router.broadcast("requeue_waiters")  # its waiters learn that it is gone
 
     async def set_global_config(self, config: GlobalConfig) -> GlobalConfig:
         await self._store.put_config(config)

@@ -79,7 +79,7 @@ class ResourceBroker:
         self._counters: dict[str, ResourceCounter] = {}
         # workflow key -> min-heap of waiters (oldest parameter first); OrderedDict order = round-robin turn
         self._queues: OrderedDict[str, list[_Waiter]] = OrderedDict()
-        self._waiting: dict[str, str] = {}  # holder -> workflow key
+        self._waiting: dict[str, tuple[str, tuple[str, ...]]] = {}  # holder -> (workflow key, resource ids)
 
     # -- configuration --------------------------------------------------------------------------------------
 
@@ -145,9 +145,10 @@ class ResourceBroker:
 
     def cancel(self, holder: str) -> None:
         """Forget a waiter (halted or retried while queued)."""
-        workflow_key = self._waiting.pop(holder, None)
-        if workflow_key is None:
+        waiting = self._waiting.pop(holder, None)
+        if waiting is None:
             return
+        workflow_key = waiting[0]
         queue = self._queues.get(workflow_key, [])
         queue[:] = [w for w in queue if w.holder != holder]
         heapq.heapify(queue)
@@ -184,18 +185,19 @@ class ResourceBroker:
     def _others_waiting_before(self, holder: str, workflow_key: str, parameter: str) -> bool:
         """An older waiter of the same workflow goes first (fairness within a workflow)."""
         queue = self._queues.get(workflow_key)
-        return bool(queue) and any(w.holder != holder and w.parameter < parameter for w in queue)
+        # A heap: its two smallest waiters are among its first three entries.
+        return bool(queue) and any(w.holder != holder and w.parameter < parameter for w in queue[:3])
 
     def _take(self, holder: str, ids: tuple[str, ...]) -> None:
         for rid in ids:
             self._counters[rid].holders.add(holder)
 
     def _enqueue(self, holder: str, workflow_key: str, parameter: str, ids: tuple[str, ...]) -> None:
-        if self._waiting.get(holder) == workflow_key:
+        if self._waiting.get(holder) == (workflow_key, ids):
             return
-        self.cancel(holder)
+        self.cancel(holder)  # it asks for other resources now (its workflow changed)
         heapq.heappush(self._queues.setdefault(workflow_key, []), _Waiter(parameter, holder, ids))
-        self._waiting[holder] = workflow_key
+        self._waiting[holder] = (workflow_key, ids)
 
     def _wake(self) -> None:
         """Grant waiters round-robin across workflows until a full round grants nothing."""

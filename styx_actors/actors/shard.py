@@ -217,15 +217,25 @@ class InstanceShard:
             if state.state.consumes_resources and state.data.resource_ids:
                 self._broker_holders.add(actor.key)
                 await self._resources.restore(actor.key, list(state.data.resource_ids))
-            elif state.state is State.QUEUED and actor.key in self._broker_holders:
-                actor.run_handlers()
+        self.requeue_waiters()
 
     def set_global_config(self, config: GlobalConfig) -> None:
         self._config = config
+        self.requeue_waiters()
 
     def forget_workflow(self, workflow_id: WorkflowId) -> None:
         """Drop the cached configuration of a changed or deleted workflow."""
         self._workflows.pop(workflow_id.key(), None)
+        self.requeue_waiters(workflow_id)
+
+    def requeue_waiters(self, workflow_id: WorkflowId | None = None) -> None:
+        """Instances queued at the broker ask again (all, or one workflow's): what they wait for may have
+        changed (a workflow's resources, a deleted resource, the global limit or enabled flag)."""
+        for actor in list(self._actors.values()):
+            state = actor.state
+            if state.state is State.QUEUED and actor.key in self._broker_holders:
+                if workflow_id is None or state.workflow_instance.workflow_id == workflow_id:
+                    actor.run_handlers()
 
     def stats(self) -> dict[str, int]:
         """Totals since this shard started: `transition:<event>` and `trigger:<type>` counts."""
@@ -261,7 +271,10 @@ class InstanceShard:
             elif actor.state.state is State.QUEUED and (
                 actor.state.data.retry_delay_millis or actor.key in self._broker_holders
             ):
-                continue  # a timer ends its delay; a release at the broker wakes it: asking again costs only
+                # A timer ends its delay; at the broker a release wakes it, and a change to what it waits
+                # for makes it ask again (requeue_waiters). Asking every tick would cost 50,000 parked
+                # instances seconds of CPU per tick.
+                continue
             else:
                 actor.run_handlers()
 

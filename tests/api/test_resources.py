@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import API, Api, store_contents
+from styx_actors.model import WorkflowInstance
+from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, store_contents
+from tests.conftest import wait_until
 
 
 @pytest.mark.parametrize(
@@ -58,4 +60,29 @@ async def test_lowering_a_limit_reaches_the_resource_broker(api: Api) -> None:
     await api.wait_queued("2016-03-14T10")
     raised = await api.client.put(f"{API}/resources/blocker", json={"id": "blocker", "concurrency": 1})
     assert raised.status_code == 200
+    assert (await api.wait_finished("2016-03-14T10"))[-1] == "success"
+
+
+async def test_waiters_learn_that_their_resource_was_deleted(api: Api) -> None:
+    """An instance queued at the broker asks again when a resource goes away: a runError naming it."""
+    await api.create_blocked_workflow()
+    assert (await api.trigger("2016-03-14T10")).status_code == 200
+    await api.wait_queued("2016-03-14T10")
+    assert (await api.client.delete(f"{API}/resources/blocker")).status_code == 204
+
+    async def run_error() -> bool:
+        return "runError" in await api.event_names("2016-03-14T10")
+
+    await wait_until(run_error, timeout=10, message="the waiter's runError")
+    state = await api.store.active_state(WorkflowInstance.of(COMPONENT, WORKFLOW, "2016-03-14T10"))
+    assert state is not None
+    assert any(m.line == "Referenced resources not found: [blocker]" for m in state.data.messages)
+
+
+async def test_waiters_follow_their_workflows_new_resources(api: Api) -> None:
+    """A queued instance whose workflow no longer needs the depleted resource runs without waiting for a release."""
+    await api.create_blocked_workflow()
+    assert (await api.trigger("2016-03-14T10")).status_code == 200
+    await api.wait_queued("2016-03-14T10")
+    await api.create_workflow(resources=[])
     assert (await api.wait_finished("2016-03-14T10"))[-1] == "success"

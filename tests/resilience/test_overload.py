@@ -53,7 +53,7 @@ async def trigger_many(api: Api, count: int) -> None:
 
 
 async def test_parked_instances_and_hammering_keep_memory_bounded_and_health_answering(start_api: StartApi) -> None:
-    api = await start_api()
+    api = await start_api()  # its reconcile tick runs every second: parked instances must cost it nothing
     await api.create_blocked_workflow()
     rss_before = rss_bytes()
     await trigger_many(api, PARKED_INSTANCES)
