@@ -1,12 +1,13 @@
-"""Burst on a multi-node Ray cluster: the same trigger-command burst with shards spread over 1, then 2 nodes.
+"""Burst on a multi-node Ray cluster: the same trigger-command burst with the shards on 1, then 2 worker nodes.
 
-    python benchmarks/cluster_burst.py [--nodes 1 2] [--count 2000] [--redis-url redis://HOST:PORT/DB]
+    python benchmarks/cluster_burst.py [--workers 1 2] [--count 2000] [--redis-url redis://HOST:PORT/DB]
 
-For each node count N, a fresh cluster on this machine: `ray start --head` plus N-1 `ray start --address`
-nodes of one CPU each, every node offering the `styx_worker` resource the shards require (so with N = 2 the
-four shards spread over both). A third Ray node on the same machine does not join here (see
-docs/performance.md). All nodes share this machine's two cores, so the figures show the cost of spreading
-over nodes (remote calls between shards, broker and scheduler), not added capacity.
+For each worker count N, a fresh cluster on this machine (cluster/local_cluster.py): a head node, where this
+process (the API's part: the command facade) connects, plus N worker nodes of one CPU each offering the
+`styx_worker` resource the four shards require, so the shards spread over the workers and never run on
+the head (which hosts the scheduler and the broker). Every node shares this machine's two cores: the figures
+show the cost of spreading over nodes (remote calls between shards, broker and scheduler), not added
+capacity; the CPU seconds each part used during the burst show which part a real cluster saturates first.
 """
 
 from __future__ import annotations
@@ -18,78 +19,22 @@ os.environ["RAY_AUTH_MODE"] = "token"
 
 import argparse
 import asyncio
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import urlparse
 
+import psutil
 import ray
-
 from burst import instances_of, trigger_command_burst, write_due_workflows
 from harness import add_redis_argument, bench_settings, ray_service, redis_url
+
+from cluster.local_cluster import LocalCluster, local_cluster
+from cluster.ray_system import HEAD_NODE_RESOURCE, RaySystem
 from styx_actors.timeutil import UTC
 
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def node_ports() -> list[str]:
-    """Ports of a node's agents: several nodes on one machine must not share Ray's fixed defaults."""
-    flags = ("--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-             "--runtime-env-agent-port")
-    return [f"{flag}={free_port()}" for flag in flags]
-
-
-@contextmanager
-def cluster(nodes_count: int) -> Iterator[str]:
-    """A head and `nodes_count - 1` more nodes on loopback; every process stopped by its process group."""
-    port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="rb", dir="/tmp")
-    common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    nodes = [
-        subprocess.Popen(
-            ["ray", "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-             "--num-cpus=1", '--resources={"styx_worker": 1}', *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-    ]
-    nodes += [
-        subprocess.Popen(
-            ["ray", "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"styx_worker": 1}',
-             *node_ports(), *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        for _ in range(nodes_count - 1)
-    ]
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        for node in reversed(nodes):
-            os.killpg(node.pid, signal.SIGTERM)
-            node.wait(timeout=60)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def connect(address: str, timeout: float = 120) -> None:
-    """Join the cluster once its head answers (a head takes several seconds to start)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ray.init(address=address, log_to_driver=False, namespace="styx-bench")
-            return
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+WORKER = {"styx_worker": 1}
+SHARD_COUNT = 4
 
 
 async def wait_for_nodes(count: int, timeout: float = 120) -> None:
@@ -100,32 +45,91 @@ async def wait_for_nodes(count: int, timeout: float = 120) -> None:
         await asyncio.sleep(0.5)
 
 
-async def run(nodes_count: int, count: int, given_url: str | None) -> None:
-    with redis_url(given_url) as (url, prefix), cluster(nodes_count) as address:
-        connect(address)
+@dataclass
+class CpuMeter:
+    """CPU seconds each part of the cluster uses between `start` and `stop`, by process: the place to see
+    which part a real cluster would saturate first."""
+
+    groups: dict[str, list[int]]  # part -> its processes
+    before: dict[int, float] = field(default_factory=dict)
+
+    @classmethod
+    async def of(cls, system: RaySystem, cluster: LocalCluster, redis: str) -> CpuMeter:
+        nodes = {role: await system.port(role).handle().node_id.remote() for role in system.roles}
+        pids = {role: await system.port(role).handle().pid.remote() for role in system.roles}
+        shard_roles = sorted(role for role in system.roles if role.startswith("shard-"))
+        node_names = {node: f"worker node {n}" for n, node in enumerate(sorted({nodes[r] for r in shard_roles}), start=1)}
+        groups: dict[str, list[int]] = {
+            f"shards on {name}": [pids[role] for role in shard_roles if node_names[nodes[role]] == name]
+            for name in sorted(node_names.values())
+        }
+        groups["scheduler"] = [pids["scheduler"]]
+        groups["broker"] = [pids["resources"]]
+        groups["API process (commands)"] = [os.getpid()]
+        groups["Redis"] = [redis_pid(redis)]
+        daemons = {p.pid for node in cluster.nodes for p in psutil.Process(node.pid).children(recursive=True)}
+        groups["Ray daemons and idle workers"] = sorted(daemons - set(pids.values()))
+        return cls(groups)
+
+    def start(self) -> None:
+        self.before = {pid: cpu_seconds(pid) for pids in self.groups.values() for pid in pids}
+
+    def stop(self) -> str:
+        used = {
+            part: sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids) for part, pids in self.groups.items()
+        }
+        return ", ".join(f"{part} {seconds:.1f}" for part, seconds in used.items())
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def redis_pid(url: str) -> int:
+    port = urlparse(url).port or 6379
+    return next(c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.status == psutil.CONN_LISTEN)
+
+
+async def run(workers: int, count: int, given_url: str | None) -> None:
+    with redis_url(given_url) as (url, prefix), local_cluster({"head": 1}, [WORKER] * workers) as cluster:
+        ray.init(address=cluster.address, log_to_driver=False, namespace="styx-bench")
         try:
-            await wait_for_nodes(nodes_count)
+            await wait_for_nodes(1 + workers)
+            head_node = next(node["NodeID"] for node in ray.nodes() if HEAD_NODE_RESOURCE in node["Resources"])
             settings = bench_settings(
-                url, prefix, ray_address=address, shard_count=4, shard_resources={"styx_worker": 0.01}
+                url, prefix, ray_address=cluster.address, shard_count=SHARD_COUNT, shard_resources={"styx_worker": 0.01}
             )
             now = datetime.now(UTC)
             workflows = await write_due_workflows(settings, count, now.replace(year=now.year + 1))
             async with ray_service(settings) as system:
+                scheduler_node = await system.port("scheduler").handle().node_id.remote()
+                assert scheduler_node == head_node, "the scheduler is not on the head node"
+                meter = await CpuMeter.of(system, cluster, url)
+                meter.start()
                 figures = await trigger_command_burst(system, url, prefix, instances_of(workflows, now, 1))
-            print(figures.line(f"shards on {nodes_count} node{'s' if nodes_count > 1 else ''}"))
+                cpu = meter.stop()
+            print(figures.line(f"{workers} worker node{'s' if workers > 1 else ''}"))
+            print(f"    CPU seconds: {cpu}")
         finally:
             ray.shutdown()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2], help="node counts (default 1 2)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker node counts (default 1 2)")
     parser.add_argument("--count", type=int, default=2000, help="burst size (default 2000)")
     add_redis_argument(parser)
     args = parser.parse_args()
-    print(f"trigger-command burst of {args.count:,} (noop runner, Redis store, 4 shards spread over the nodes)")
-    for nodes_count in args.nodes:
-        asyncio.run(run(nodes_count, args.count, args.redis_url))
+    print(
+        f"trigger-command burst of {args.count:,} (noop runner, Redis store, {SHARD_COUNT} shards spread over the "
+        f"worker nodes, head + workers on one {os.cpu_count()}-core machine); load {os.getloadavg()[0]:.1f}"
+    )
+    for workers in args.workers:
+        asyncio.run(run(workers, args.count, args.redis_url))
 
 
 if __name__ == "__main__":

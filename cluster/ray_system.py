@@ -4,12 +4,14 @@ Roles, each one Ray actor process hosting one of the plain actor classes of styx
 - `styx-shard-<i>`: an InstanceShard (hosts the instance actors whose key hashes to i),
 - `styx-resources`: the ResourceBroker,
 - `styx-scheduler`: natural triggers, backfill drivers, and the supervision ping of every shard,
-- `styx-runner-<node>`: the Docker runner of one node, pinned to it; a shard uses the runner of its own node
+- `styx-runner-<node>`: the Docker runner of one node, pinned to it, running at most STYX_RUNNER_CAPACITY
+  executions; a shard starts an execution on its own node's runner while that has room, else on the least
+  loaded runner with room, else waits for room (`PlacingRunner`, `styx_actors/actors/runner_choice.py`)
   (the noop runner runs inside each shard instead: it has nothing to share),
 - `styx-instance-<sha1>`: in dedicated placement, one actor per active instance instead of shards.
 
 Shards are spread over the nodes (`SPREAD`), optionally restricted to nodes offering
-`STYX_SHARD_RESOURCES` (e.g. `{"styx_worker": 0.001}`). Every role is created with `max_restarts=-1`. A restarted actor rebuilds itself from the store when it is
+`STYX_SHARD_RESOURCES` (e.g. `{"styx_worker": 0.001}`); the scheduler and the broker run on the head node. Every role is created with `max_restarts=-1`. A restarted actor rebuilds itself from the store when it is
 first called; the scheduler pings every shard on each tick, so a restarted shard resumes its instances
 within a tick even when nobody else calls it.
 """
@@ -17,11 +19,14 @@ within a tick even when nobody else calls it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import random
+import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,18 +42,32 @@ from styx_actors.actors.loops import every
 from styx_actors.actors.placement import DEDICATED_ROLE_PREFIX, Dedicated, Sharded, dedicated_role, shard_index
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.actors.resources import ResourceBroker
+from styx_actors.actors.runner_choice import RunnerLoad, choose_runner, holder
 from styx_actors.actors.scheduler import Scheduler
 from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import SystemClock
 from styx_actors.model import State, WorkflowInstance
 from styx_actors.runners import make_runner
-from styx_actors.runners.base import ExecutionStatus, RunSpec
+from styx_actors.runners.base import ExecutionStatus, Exited, Failed, NotFound, Pending, RunnerError, Running, RunSpec
 from styx_actors.settings import Settings
 from styx_actors.store import Store, open_store
 from styx_actors.store.marker import remembered_marker
 from styx_actors.timeouts import TimeoutConfig
 
 log = logging.getLogger(__name__)
+
+# Placement of executions on runners (PlacingRunner): while no runner has room a start asks again after
+# a delay doubling from the minimum to the maximum; a runner that does not answer a load query in time
+# counts as unknown (choose_runner); the runner list is read again after its TTL (nodes join and leave).
+PLACEMENT_RETRY_MIN_SECONDS = 0.5
+PLACEMENT_RETRY_MAX_SECONDS = 10.0
+LOAD_TIMEOUT_SECONDS = 5.0
+RUNNER_LIST_TTL = 10.0
+PLACED_CACHE_SIZE = 10_000
+STOPPED_WHILE_WAITING = "Stopped while waiting for a runner with capacity"
+# Every Ray head node offers one unit of this resource, and no other node does.
+HEAD_NODE_RESOURCE = "node:__internal_head__"
+
 
 def actor_name(role: str) -> str:
     return f"styx-{role}"
@@ -57,7 +76,7 @@ def actor_name(role: str) -> str:
 # The per-instance calls of a burst: batched (styx_actors/actors/batching.py). Their exceptions are plain
 # (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries.
 BATCHED_METHODS = frozenset(
-    {"trigger", "acquire", "release", "restore", "granted", "instance_finished", "runner_status", "start_for", "status", "stop"}
+    {"trigger", "acquire", "release", "restore", "granted", "instance_finished", "runner_status", "start_for", "status", "stop", "load"}
 )
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], CallBatcher]] = (
     weakref.WeakKeyDictionary()
@@ -116,48 +135,178 @@ class RayPort:
         return per_loop[key]
 
 
-class RemoteRunner:
-    """The Runner protocol over the runner actor; its status updates are pushed to the shards directly."""
+class PlacingRunner:
+    """The Runner protocol over the runner actors of every node: a start goes to a runner with room
+    (`choose_runner`), status and stop go to the runner that holds the execution. Status updates are pushed
+    by the runner actors to the shards directly."""
 
     def __init__(self, owner_role: str, settings: Settings) -> None:
-        # The runner of the node this shard runs on: containers start where their shard is.
         node = ray.get_runtime_context().get_node_id()
-        self._port = RayPort(runner_role(node), settings.ray_namespace)
-        _runner_options(node, settings).remote(runner_role(node), settings.model_dump_json())
+        self._own_role = runner_role(node)
+        _runner_options(node, settings).remote(self._own_role, settings.model_dump_json())
         self._owner_role = owner_role
+        self._namespace = settings.ray_namespace
+        # Execution id -> role of the runner holding it, most recent last. Only a cache: after a restart of
+        # this shard, or past its bound, the runners themselves are asked.
+        self._placed: OrderedDict[str, str] = OrderedDict()
+        self._waiting: dict[str, asyncio.Event] = {}  # starts in progress; set = stopped meanwhile
+        self._roles: list[str] = []
+        self._roles_listed_at = -RUNNER_LIST_TTL
         self.runner_id = "docker"
 
     async def start(self, spec: RunSpec) -> None:
-        await self._port.start_for(spec, self._owner_role)
+        """Start on a runner with room; while none has room, wait (backoff) and ask again, until a stop."""
+        execution_id = spec.execution_id
+        stopped = self._waiting.setdefault(execution_id, asyncio.Event())
+        delay = PLACEMENT_RETRY_MIN_SECONDS
+        try:
+            while not stopped.is_set():
+                role = self._placed.pop(execution_id, None) or await self._choose(execution_id)
+                if role is not None and await self._port(role).start_for(spec, self._owner_role):
+                    self._remember(execution_id, role)
+                    return
+                # No runner has room, or the chosen one filled up since it reported: wait, then ask again.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopped.wait(), delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, PLACEMENT_RETRY_MAX_SECONDS)
+            raise RunnerError(STOPPED_WHILE_WAITING)
+        finally:
+            if self._waiting.get(execution_id) is stopped:
+                del self._waiting[execution_id]
 
     async def status(self, execution_id: str) -> ExecutionStatus:
-        return await self._port.status(execution_id)
+        role = await self._holder(execution_id)
+        return NotFound() if role is None else await self._port(role).status(execution_id)
 
     async def stop(self, execution_id: str) -> None:
-        await self._port.stop(execution_id)
+        if execution_id in self._waiting:
+            self._waiting[execution_id].set()
+        role = await self._holder(execution_id)
+        if role is not None:
+            await self._port(role).stop(execution_id)
+            self._placed.pop(execution_id, None)
 
     def watch(self, listener: Any) -> None:
-        """Nothing to register: the runner actor calls `runner_status` on the shard."""
+        """Nothing to register: the runner actors call `runner_status` on the shard."""
 
     async def close(self) -> None:
         pass
 
+    async def _choose(self, execution_id: str) -> str | None:
+        if self._runner_roles() == [self._own_role]:
+            # One node: its runner checks its room and finds the execution's container itself (start_for),
+            # so the load round trip (an engine call per start) would only cost.
+            return self._own_role
+        loads, all_answered = await self._loads(execution_id)
+        return choose_runner(loads, self._own_role, all_answered)
+
+    async def _holder(self, execution_id: str) -> str | None:
+        """The runner holding the execution, None when no runner does. Raises RunnerError when none of those
+        that answered holds it and another did not answer (unknown is not absent)."""
+        role = self._placed.get(execution_id)
+        if role is None:
+            loads, all_answered = await self._loads(execution_id)
+            role = holder(loads)
+            if role is not None:
+                self._remember(execution_id, role)
+            elif not all_answered:
+                raise RunnerError(f"Cannot tell where execution {execution_id} runs: a runner did not answer")
+        return role
+
+    def _remember(self, execution_id: str, role: str) -> None:
+        self._placed[execution_id] = role
+        self._placed.move_to_end(execution_id)
+        if len(self._placed) > PLACED_CACHE_SIZE:
+            self._placed.popitem(last=False)
+
+    async def _loads(self, execution_id: str) -> tuple[list[RunnerLoad], bool]:
+        """What the runners answering within LOAD_TIMEOUT report (one restarting with its node is not waited
+        for), and whether every runner answered."""
+        replies = await asyncio.gather(
+            *(asyncio.wait_for(self._port(role).load(execution_id), LOAD_TIMEOUT_SECONDS) for role in self._runner_roles()),
+            return_exceptions=True,
+        )
+        loads = [reply for reply in replies if isinstance(reply, RunnerLoad)]
+        return loads, len(loads) == len(replies)
+
+    def _runner_roles(self) -> list[str]:
+        """Every runner actor of this installation (one per node that has run a shard or a service start)."""
+        if time.monotonic() - self._roles_listed_at > RUNNER_LIST_TTL:
+            prefix = actor_name("runner-")
+            named = ray.util.list_named_actors(all_namespaces=True)
+            self._roles = sorted(
+                {self._own_role}
+                | {a["name"].removeprefix("styx-") for a in named if a["namespace"] == self._namespace and a["name"].startswith(prefix)}
+            )
+            self._roles_listed_at = time.monotonic()
+        return self._roles
+
+    def _port(self, role: str) -> RayPort:
+        return RayPort(role, self._namespace)
+
 
 class RunnerHost:
-    """The runner actor's object: a Runner that forwards status updates to the shard owning the execution."""
+    """The runner actor's object: a Runner with a capacity (settings.runner_capacity executions at once), which
+    counts the executions it runs and forwards their status updates to the shard owning each."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, role: str, settings: Settings, store: Store) -> None:
+        self._role = role
         self._runner = make_runner(settings)
         self._store = store
         self._settings = settings
         self._owner: dict[str, str] = {}  # execution id -> role of the host of its instance
+        # Started through this actor and not seen ending. Executions started before it (re)started are not
+        # counted: a restarted runner may run over its capacity until they end.
+        self._running: set[str] = set()
+        self._starting: set[str] = set()
         self._runner.watch(self._forward)
 
-    async def start_for(self, spec: RunSpec, owner_role: str) -> None:
-        self._owner[spec.execution_id] = owner_role
-        await self._runner.start(spec)
+    async def load(self, execution_id: str) -> RunnerLoad:
+        """This runner's capacity and load, and whether it runs or holds `execution_id` (`RunnerLoad`)."""
+        runs = execution_id in self._running
+        return self._load(holds=runs or await self._has_container(execution_id), runs=runs)
+
+    def _load(self, holds: bool = False, runs: bool = False) -> RunnerLoad:
+        return RunnerLoad(self._role, self._settings.runner_capacity, len(self._running), holds, runs)
+
+    def _has_room(self) -> bool:
+        return self._load().has_room
+
+    async def start_for(self, spec: RunSpec, owner_role: str) -> bool:
+        """Start the execution for the host `owner_role`; False, starting nothing, when this runner is full."""
+        execution_id = spec.execution_id
+        # Full; yet a container of it already here (started before this actor restarted) is taken back.
+        if execution_id not in self._running and not self._has_room() and not await self._has_container(execution_id):
+            return False
+        self._running.add(execution_id)  # no await since the room check: two starts never share the last slot
+        self._owner[execution_id] = owner_role
+        self._starting.add(execution_id)
+        try:
+            await self._runner.start(spec)
+        except BaseException:
+            self._running.discard(execution_id)
+            raise
+        finally:
+            self._starting.discard(execution_id)
+        return True
+
+    async def stop(self, execution_id: str) -> None:
+        await self._runner.stop(execution_id)
+        self._running.discard(execution_id)
+
+    def running(self) -> list[str]:
+        """The executions this runner counts against its capacity now (operators, tests)."""
+        return sorted(self._running)
+
+    async def _has_container(self, execution_id: str) -> bool:
+        try:
+            return not isinstance(await self._runner.status(execution_id), NotFound)
+        except RunnerError:  # the engine cannot tell: nothing to start again there either
+            return False
 
     def _forward(self, execution_id: str, status: ExecutionStatus) -> None:
+        if isinstance(status, (Exited, Failed, NotFound)):
+            self._running.discard(execution_id)
         role = self._owner.get(execution_id)
         if role is None:  # an execution started before this runner (re)started: its host polls it anyway
             return
@@ -171,6 +320,11 @@ class RunnerHost:
 
     async def clean_up(self) -> None:
         await clean_up_executions(self._store, self._runner)
+        # An end missed by the event stream must not hold a slot for good. Only executions started before the
+        # engine is asked can be judged by its answer.
+        started = self._running - self._starting
+        owned = await self._runner.owned_executions()
+        self._running -= {e for e in started if not isinstance(owned.get(e), (Pending, Running))}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._runner, name)
@@ -229,7 +383,7 @@ class ActorHost:
         await store.open()
         rng = random.Random()
         if self._role.startswith("runner-"):
-            runner = RunnerHost(settings, store)
+            runner = RunnerHost(self._role, settings, store)
             self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner.clean_up, rng)))
             return runner
         router = RayRouter(settings, store)
@@ -247,7 +401,7 @@ class ActorHost:
             self._loops.append(asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), rng)))
             return scheduler
         placement = Dedicated(self._instance) if self._instance else Sharded(int(self._role.removeprefix("shard-")), settings.shard_count)
-        runner = make_runner(settings) if settings.runner == "noop" else RemoteRunner(self._role, settings)
+        runner = make_runner(settings) if settings.runner == "noop" else PlacingRunner(self._role, settings)
         scheduler_port = self._port("scheduler")
 
         def finished(instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
@@ -326,6 +480,9 @@ def _host_options(role: str, settings: Settings, detached: bool) -> Any:
     options: dict[str, Any] = {}
     if role.startswith("shard-"):
         options = {"scheduling_strategy": "SPREAD", "resources": dict(settings.shard_resources)}
+    elif role in ("scheduler", "resources"):
+        # On the head, next to the API: a cluster that lost its head (the GCS) is down anyway.
+        options = {"resources": {HEAD_NODE_RESOURCE: 0.001}}
     elif role.startswith(DEDICATED_ROLE_PREFIX):
         # Its graceful exit (`__ray_terminate__`) must not be retried, which would bring it back.
         options = {"max_task_retries": 0}

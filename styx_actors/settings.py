@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     auth: Literal["google", "none", "auto"] = "auto"
     environment: str = "production"
     max_body_bytes: int = 1 << 20  # larger request bodies get a 413
+    access_log: bool = False  # uvicorn's line per request; changes are in the audit log either way
     rate_limit_per_second: float | None = Field(default=None, gt=0)  # per client address; None = no limit (429 past it)
     rate_limit_burst: float | None = Field(default=None, ge=1)  # requests a client may save up; None = one second's worth
 
@@ -82,6 +83,8 @@ class Settings(BaseSettings):
     # Docker runner
     docker_host: str | None = None  # falls back to DOCKER_HOST, then the local socket
     docker_runner_id: str = "default"
+    # On a Ray cluster: executions one node's runner runs at once; more go to another node with room (0 = no limit)
+    runner_capacity: int = Field(default=0, ge=0)
     container_grace_period: Duration = timedelta(seconds=120)
     keep_containers: bool = False  # debug: never remove finished containers
     container_memory_limit: str | None = None  # e.g. "512m"

@@ -1,4 +1,5 @@
-"""A two-node Ray cluster on this machine (`ray start --head` + `ray start --address`), driven end to end.
+"""Ray clusters of two and three nodes on this machine (`ray start --head` + `ray start --address`, see
+cluster/local_cluster.py), driven end to end.
 
 The nodes are real Ray nodes (own raylet, own resources); the Docker Engine is shared, as on one host.
 """
@@ -6,87 +7,47 @@ The nodes are real Ray nodes (own raylet, own resources); the Docker Engine is s
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.conftest import free_port, wait_for
+from cluster.local_cluster import ROOT, LocalCluster, local_cluster, ray_env
+from tests.conftest import wait_for
 from tests.integration.conftest import remove_containers
 
 pytestmark = pytest.mark.docker
-ROOT = Path(__file__).resolve().parents[2]
 
-
-@dataclass
-class TwoNodeCluster:
-    address: str
-    head: subprocess.Popen
-    worker: subprocess.Popen
-
-    def kill_worker_raylet(self) -> None:
-        raylets = [p for p in psutil.Process(self.worker.pid).children(recursive=True) if p.name() == "raylet"]
-        assert raylets, "the worker node has no raylet"
-        for raylet in raylets:
-            raylet.send_signal(signal.SIGKILL)
-
-
-def ray_env() -> dict[str, str]:
-    # Clusters started with `ray start` use token authentication; joining nodes and drivers must say so.
-    return {**os.environ, "RAY_AUTH_MODE": "token", "PYTHONPATH": str(ROOT)}
+# Each shard takes one `styx_shard` slot: where the slots are is where the shards may go.
+HEAD_AND_WORKER = ({"head": 1, "styx_shard": 4}, [{"worker1": 1, "styx_shard": 2}])  # the head can take over
+SHARDS_ON_HEAD = ({"head": 1, "styx_shard": 4}, [{"worker1": 1}])  # the worker node only has a runner
+HEAD_AND_TWO_WORKERS = ({"head": 1}, [{"worker1": 1, "styx_shard": 2}, {"worker2": 1, "styx_shard": 2}])
 
 
 @pytest.fixture
-def two_node_cluster(request: pytest.FixtureRequest) -> Iterator[TwoNodeCluster]:
-    """Both nodes offer `styx_shard` slots (each shard takes one): 2 on the worker and, by default, 4 on the
-    head, so the head can take the worker's shards when the worker dies."""
-    head_slots = getattr(request, "param", 4)
-    port = free_port()
-    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
-    common = ["--block", "--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    head = subprocess.Popen(
-        [
-            "ray", "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-            f'--resources={{"head": 1, "styx_shard": {head_slots}}}', *common,
-        ],
-        env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    worker = subprocess.Popen(
-        ["ray", "start", f"--address=127.0.0.1:{port}", '--resources={"worker1": 1, "styx_shard": 2}', *common],
-        env=ray_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        yield TwoNodeCluster(f"127.0.0.1:{port}", head, worker)
-    finally:
-        for process in (worker, head):
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A head and worker nodes on this machine (cluster/local_cluster.py); by default HEAD_AND_WORKER."""
+    head, nodes = getattr(request, "param", HEAD_AND_WORKER)
+    with local_cluster(head, nodes) as started:
+        yield started
 
 
-def run_driver(cluster: TwoNodeCluster, redis_url: str, tmp_path: Path, script: str, kill_worker: bool) -> dict:
+def run_driver(
+    cluster: LocalCluster, redis_url: str, tmp_path: Path, script: str, *options: str, kill_worker: bool = False
+) -> dict:
     tag = uuid.uuid4().hex[:8]
     installation = f"styx-test-{tag}"
     driver = subprocess.Popen(
         [
             sys.executable, "-m", "tests.cluster.multinode_driver", "--address", cluster.address,
             "--store", f"{redis_url}?prefix=multi-{tag}", "--namespace", f"multi-{tag}",
-            "--data-dir", str(tmp_path), "--script", script,
+            "--data-dir", str(tmp_path), "--script", script, "--installation", installation,
+            "--nodes", str(len(cluster.nodes)), *options,
         ],
-        env={**ray_env(), "STYX_DOCKER_INSTALLATION_ID": installation}, cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=ray_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         assert driver.stdout is not None
@@ -94,7 +55,7 @@ def run_driver(cluster: TwoNodeCluster, redis_url: str, tmp_path: Path, script: 
         for line in driver.stdout:
             lines.append(line.strip())
             if line.strip() == "READY" and kill_worker:
-                cluster.kill_worker_raylet()
+                cluster.kill_raylet(1)
         assert driver.wait(timeout=300) == 0, lines
         return json.loads(lines[-1])
     finally:
@@ -103,32 +64,46 @@ def run_driver(cluster: TwoNodeCluster, redis_url: str, tmp_path: Path, script: 
         remove_containers(installation)
 
 
-@pytest.mark.parametrize("two_node_cluster", [2], indirect=True)  # 4 shards, 2 slots per node: both host shards
-def test_scenarios_run_with_shards_on_both_nodes(two_node_cluster: TwoNodeCluster, redis_url: str, tmp_path: Path) -> None:
-    result = run_driver(two_node_cluster, redis_url, tmp_path, "sleep 1", kill_worker=False)
-    assert len(result["shard_nodes"]) == 2  # shards spread over both nodes
+@pytest.mark.parametrize("cluster", [HEAD_AND_TWO_WORKERS], indirect=True)
+def test_scenarios_run_with_shards_on_both_worker_nodes(cluster: LocalCluster, redis_url: str, tmp_path: Path) -> None:
+    """The deployment's topology: the head runs the scheduler and the broker, two worker nodes the shards."""
+    result = run_driver(cluster, redis_url, tmp_path, "sleep 1")
+    assert result["shard_nodes"] == [2, 2]  # 4 shards, 2 on each worker node, none on the head
     assert set(result["last_events"].values()) == {"success"}
     assert set(result["submits"].values()) == {1}
 
 
-def test_killing_a_worker_raylet_mid_run_loses_no_instance(
-    two_node_cluster: TwoNodeCluster, redis_url: str, tmp_path: Path
+@pytest.mark.parametrize("cluster", [SHARDS_ON_HEAD], indirect=True)
+def test_executions_go_to_a_node_with_capacity_and_are_never_started_twice(
+    cluster: LocalCluster, redis_url: str, tmp_path: Path
 ) -> None:
-    result = run_driver(two_node_cluster, redis_url, tmp_path, "sleep 3", kill_worker=True)
+    # Every shard is on the head; one execution per node at a time, six at once: the head's runner fills,
+    # and the others go to the worker node's runner or wait until one of the two has room.
+    result = run_driver(cluster, redis_url, tmp_path, "sleep 2", "--scenario", "capacity", "--instances", "6", "--runner-capacity", "1")
+    assert result["shard_nodes"] == [4]
+    assert set(result["last_events"].values()) == {"success"}, result
+    assert set(result["submits"].values()) == {1}, result  # each instance started one execution
+    assert result["on_several_runners"] == []  # and each execution ran on one runner only
+    assert result["peak_per_runner"] == 1
+    assert result["peak_total"] == 2  # both nodes ran one at once
+    per_runner = result["executions_per_runner"]
+    assert len(per_runner) == 2 and min(per_runner) >= 1 and sum(per_runner) == 6, result  # the worker's runner too
+
+
+def test_killing_a_worker_raylet_mid_run_loses_no_instance(cluster: LocalCluster, redis_url: str, tmp_path: Path) -> None:
+    result = run_driver(cluster, redis_url, tmp_path, "sleep 3", kill_worker=True)
     # Every instance reached its end state: success, possibly after a retry of an execution lost with the node.
     assert set(result["last_events"].values()) == {"success"}, result
     assert len(result["last_events"]) == 10
 
 
-def test_two_api_processes_serve_one_cluster_consistently(
-    two_node_cluster: TwoNodeCluster, redis_url: str, tmp_path: Path
-) -> None:
+def test_two_api_processes_serve_one_cluster_consistently(cluster: LocalCluster, redis_url: str, tmp_path: Path) -> None:
     import httpx
 
     from tests.e2e.conftest import ServeProcess
 
     shared = {
-        "STYX_RAY_ADDRESS": two_node_cluster.address,
+        "STYX_RAY_ADDRESS": cluster.address,
         "STYX_RAY_NAMESPACE": f"two-api-{uuid.uuid4().hex[:8]}",
         "RAY_AUTH_MODE": "token",
     }
