@@ -7,6 +7,9 @@ service-account authorization is asked per workflow by the routes that change on
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -26,6 +29,30 @@ API_PREFIX = "/api/v3"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+# How stale the client blacklist may be. Styx edits it out of band (in the store) and refreshes it
+# periodically too; a store read per request would cost a third of a GET.
+CLIENT_BLACKLIST_TTL_SECONDS = 1.0
+
+
+class ClientBlacklist:
+    """The global config's client blacklist, read from the store at most once a `ttl`."""
+
+    def __init__(
+        self, store: Store, ttl: float = CLIENT_BLACKLIST_TTL_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._entries: frozenset[str] = frozenset()
+        self._read_at = -math.inf
+
+    async def contains(self, user_agent: str) -> bool:
+        if self._monotonic() - self._read_at > self._ttl:
+            self._entries = frozenset((await self._store.get_config()).client_blacklist)
+            self._read_at = self._monotonic()
+        return user_agent in self._entries
+
+
 @dataclass
 class Services:
     store: Store
@@ -35,6 +62,10 @@ class Services:
     authenticator: Authenticator = field(default_factory=NoAuthentication)
     authorizer: Authorizer = field(default_factory=AllowAll)
     auth_enabled: bool = False
+    client_blacklist: ClientBlacklist = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client_blacklist = ClientBlacklist(self.store)
 
 
 async def get_services(request: Request) -> Services:  # async: FastAPI runs a plain def in a thread
@@ -48,7 +79,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 async def reject_blacklisted_clients(request: Request, services: ServicesDep) -> None:
     """Styx's client blacklist: User-Agent strings listed in the global config get a 406."""
     user_agent = request.headers.get("user-agent")
-    if user_agent is not None and user_agent in (await services.store.get_config()).client_blacklist:
+    if user_agent is not None and await services.client_blacklist.contains(user_agent):
         raise NotAcceptable("blacklisted client version, please upgrade")
 
 

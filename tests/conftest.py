@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -92,12 +93,34 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextmanager
+def running_redis(appendonly: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(appendonly=appendonly)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def volatile_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, without persistence: a restart loses everything."""
+    with running_redis(appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_with_aof() -> Iterator[RedisServer]:
+    """A Redis of the test's own with AOF: a restart keeps everything acknowledged."""
+    with running_redis(appendonly=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

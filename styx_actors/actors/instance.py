@@ -64,6 +64,7 @@ class InstanceHost(Protocol):
     def requeue_delay_millis(self) -> int: ...
     async def workflow(self, actor: InstanceActor, fresh: bool) -> tuple[Workflow, WorkflowState] | None: ...
     async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult: ...
+    def queued_at_broker(self, actor: InstanceActor) -> bool: ...
     def release_permits(self, actor: InstanceActor) -> None: ...
     def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event: ...
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int: ...
@@ -148,7 +149,7 @@ class InstanceActor:
             delay = state.data.retry_delay_millis or 0
             if delay > 0 and state.timestamp + delay > self._host.now_millis():
                 self._host.schedule(self, state.timestamp + delay, "dequeue")
-            else:
+            elif not self._host.queued_at_broker(self):  # a queued one is woken by a release instead
                 self._spawn(self._request_resources())
         elif state.state is State.PREPARE:
             self._spawn(self._prepare())
@@ -199,11 +200,14 @@ class InstanceActor:
         found = await self._host.workflow(self, fresh=False)
         resource_ids = list(found[0].configuration.resources) if found else []
         result = await self._host.acquire(self, resource_ids)
-        if state.counter != self.state.counter:
-            return  # something happened meanwhile; a grant is re-checked in granted()
         if isinstance(result, Granted):
-            self.granted(result.resource_ids)
-        elif isinstance(result, Missing):
+            # granted() checks the state again: something may have happened meanwhile.
+            if not self.granted(result.resource_ids):
+                self._host.release_permits(self)
+            return
+        if state.counter != self.state.counter:
+            return  # something happened meanwhile
+        if isinstance(result, Missing):
             self.tell_guarded(RunError(missing_resources_message(result.resource_ids)), state.counter)
         elif isinstance(result, Waiting):
             line = limit_reached_message(result.depleted)

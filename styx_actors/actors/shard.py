@@ -28,7 +28,7 @@ from styx_actors.actors.committer import GroupCommitter
 from styx_actors.actors.instance import InstanceActor, NotActive
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Placement
-from styx_actors.actors.resources import AcquireResult, Granted
+from styx_actors.actors.resources import AcquireResult, Granted, Missing
 from styx_actors.clock import Clock
 from styx_actors.events import Event, RetryAfter, TriggerExecution
 from styx_actors.model import (
@@ -235,6 +235,7 @@ class InstanceShard:
             state = actor.state
             if state.state is State.QUEUED and actor.key in self._broker_holders:
                 if workflow_id is None or state.workflow_instance.workflow_id == workflow_id:
+                    self._broker_holders.discard(actor.key)  # so that it asks (acquire is idempotent)
                     actor.run_handlers()
 
     def stats(self) -> dict[str, int]:
@@ -268,15 +269,8 @@ class InstanceShard:
                     await actor.poll()
                 except RunnerError as exc:  # the engine is away: the other instances still get their turn
                     log.warning("polling the execution of %s failed: %s", actor.key, exc)
-            elif actor.state.state is State.QUEUED and (
-                actor.state.data.retry_delay_millis or actor.key in self._broker_holders
-            ):
-                # A timer ends its delay; at the broker a release wakes it, and a change to what it waits
-                # for makes it ask again (requeue_waiters). Asking every tick would cost 50,000 parked
-                # instances seconds of CPU per tick.
-                continue
-            else:
-                actor.run_handlers()
+            elif actor.state.state is not State.QUEUED or not actor.state.data.retry_delay_millis:
+                actor.run_handlers()  # an instance queued at the broker does not ask again (queued_at_broker)
 
     # -- InstanceHost -------------------------------------------------------------------------------------
 
@@ -360,7 +354,19 @@ class InstanceShard:
             return Granted(())  # nothing to count: a round trip to the broker per instance would only cost
         self._broker_holders.add(actor.key)
         instance = actor.state.workflow_instance
-        return await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
+        try:
+            result = await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
+        except Exception:
+            self._broker_holders.discard(actor.key)  # not queued there: it asks again on the next tick
+            raise
+        if isinstance(result, Missing):
+            self._broker_holders.discard(actor.key)  # the broker forgot it
+        return result
+
+    def queued_at_broker(self, actor: InstanceActor) -> bool:
+        """Asked for its permits and not answered with a grant yet: a release (or requeue_waiters) wakes it.
+        Asking again every reconcile tick would cost 50,000 parked instances seconds of CPU per tick."""
+        return actor.key in self._broker_holders and not actor.state.state.consumes_resources
 
     def release_permits(self, actor: InstanceActor) -> None:
         if not actor.state.state.consumes_resources:

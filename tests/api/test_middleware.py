@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from api.deps import ClientBlacklist
 from styx_actors.model import GlobalConfig
 from tests.api.conftest import API, Api, StartApi, api_settings, store_contents
 
@@ -130,3 +131,14 @@ async def test_the_openapi_document_describes_the_errors_really_given(api: Api) 
             if path.startswith(API):
                 error = operation["responses"]["400"]["content"]["application/json"]["schema"]
                 assert error == {"$ref": "#/components/schemas/Error"}, (method, path)
+
+
+async def test_the_client_blacklist_is_read_again_after_its_ttl(api: Api) -> None:
+    now = [0.0]
+    blacklist = ClientBlacklist(api.store, ttl=1.0, monotonic=lambda: now[0])
+    assert not await blacklist.contains("Styx Client 1.0")  # read now: empty
+    await api.store.put_config(GlobalConfig(client_blacklist=["Styx Client 1.0"]))
+    now[0] = 1.0
+    assert not await blacklist.contains("Styx Client 1.0")  # within the ttl: what was read before
+    now[0] = 1.5
+    assert await blacklist.contains("Styx Client 1.0")

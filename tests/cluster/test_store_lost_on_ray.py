@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.service import open_service_store
@@ -19,13 +19,6 @@ from tests.integration.conftest import scenario_settings
 
 pytestmark = pytest.mark.redis
 
-
-@pytest.fixture
-def volatile_redis() -> Iterator[RedisServer]:
-    server = RedisServer(appendonly=False)
-    server.start()
-    yield server
-    server.cleanup()
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ async def test_a_scheduler_restarted_by_ray_on_an_emptied_store_does_not_re_mark
     async def restarted() -> bool:
         try:
             return await scheduler.pid.remote() != killed
-        except Exception:  # the actor is restarting
+        except RayActorError:  # the actor is restarting
             return False
 
     await wait_until(restarted, timeout=60, message="Ray to restart the scheduler actor")

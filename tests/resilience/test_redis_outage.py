@@ -35,13 +35,6 @@ PARTITIONS = ["2016-03-14T10", "2016-03-14T11", "2016-03-14T12", "2016-03-14T13"
 JOB_SCRIPT = "sleep 2; exit 0"
 
 
-@pytest.fixture
-async def redis_with_aof() -> AsyncIterator[RedisServer]:
-    server = RedisServer(appendonly=True)
-    server.start()
-    yield server
-    server.cleanup()
-
 
 @pytest.fixture
 async def service(redis_with_aof: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[LocalService]:

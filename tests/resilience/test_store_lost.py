@@ -4,7 +4,7 @@ does not start, /readyz says the store lost its data, and the scheduler's ticks 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -32,14 +32,6 @@ pytestmark = pytest.mark.redis
 
 COMPONENT = "styx-lost"
 
-
-@pytest.fixture
-def volatile_redis() -> Iterator[RedisServer]:
-    """A Redis without persistence: a restart loses everything."""
-    server = RedisServer(appendonly=False)
-    server.start()
-    yield server
-    server.cleanup()
 
 
 def restart_empty(server: RedisServer) -> None:
