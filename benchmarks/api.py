@@ -32,9 +32,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from cluster.local_cluster import free_port
 from harness import COMPONENT, TEST_IMAGE, add_redis_argument, redis_url
 from loadgen import Connection, Latencies, closed_loop, open_loop, request, until
-from store_recovery import free_port
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.timeutil import UTC
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import gc
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import redis
 
+from cluster.local_cluster import free_port
 from styx_actors.events import Started, event_to_json_text
 from styx_actors.model import (
     ExecutionDescription,
@@ -112,12 +112,6 @@ def measure(make_store: Callable[[], Store], count: int, batch: int) -> dict[str
     write_per_second = asyncio.run(write_snapshots(make_store, count, batch))
     gc.collect()  # the written transitions are gone, as in a freshly started process
     return {"write_per_second": write_per_second, **asyncio.run(recover(make_store, count))}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

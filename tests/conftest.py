@@ -16,14 +16,9 @@ from datetime import datetime
 
 import pytest
 
+from cluster.local_cluster import free_port  # noqa: F401 - re-exported for the tests
 from styx_actors.clock import ManualClock
 from styx_actors.timeutil import UTC
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
