@@ -16,7 +16,8 @@ from api.dashboard import router as dashboard_router
 from api.deps import API_PREFIX, Services, authenticate, reject_blacklisted_clients
 from api.errors import ERROR_SCHEMA, install_error_handlers
 from api.metrics import ApiMetrics
-from api.middleware import BodySizeLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
+from api.host_check import HostCheckMiddleware, HostPolicy
+from api.middleware import BodySizeLimitMiddleware, JsonBodyMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from api.routers import backfills, config, health, resources, scheduler, status, workflows
 
 API_ROUTERS = (workflows.router, resources.router, backfills.router, status.router, scheduler.router, config.router)
@@ -38,11 +39,15 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_module.router)
     app.include_router(dashboard_router)
-    # The last added middleware is the outermost: the request id and the catch-all wrap everything.
+    # The last added middleware is the outermost: the request id and the catch-all wrap everything; an
+    # oversized body is a 413 whatever its type.
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     rate_limit = services.settings.rate_limit_per_second
     if rate_limit is not None:
         app.add_middleware(RateLimitMiddleware, per_second=rate_limit, burst=services.settings.rate_limit_burst)
+    if not services.auth_enabled:
+        app.add_middleware(HostCheckMiddleware, policy=HostPolicy.from_settings(services.settings))
     app.add_middleware(RequestContextMiddleware, observe=app.state.metrics.observe_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

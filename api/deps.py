@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
@@ -53,6 +53,13 @@ class ClientBlacklist:
         return user_agent in self._entries
 
 
+class Administrators(Protocol):
+    async def authorize(self, principal: Principal, action: str) -> None:
+        """Raise Forbidden unless `principal` may `action` (e.g. `change resources`): the changes every
+        workflow shares, reserved to scheduler administrators when authentication is on (docs/auth.md)."""
+        ...
+
+
 @dataclass
 class Services:
     store: Store
@@ -62,10 +69,16 @@ class Services:
     authenticator: Authenticator = field(default_factory=NoAuthentication)
     authorizer: Authorizer = field(default_factory=AllowAll)
     auth_enabled: bool = False
+    # Checked only with authentication on; None there means: built from STYX_SCHEDULER_ADMINS.
+    administrators: Administrators | None = None
     client_blacklist: ClientBlacklist = field(init=False)
 
     def __post_init__(self) -> None:
         self.client_blacklist = ClientBlacklist(self.store)
+        if self.auth_enabled and self.administrators is None:
+            from api.auth.admins import scheduler_administrators  # Google's libraries: only with authentication
+
+            self.administrators = scheduler_administrators(self.settings, self.authorizer, self.clock)
 
 
 async def get_services(request: Request) -> Services:  # async: FastAPI runs a plain def in a thread
@@ -90,10 +103,24 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal | N
     request.state.principal = principal
     if principal is None and services.auth_enabled and request.method not in READ_METHODS:
         raise Unauthorized("Unauthorized access")
+    request.state.authenticated = True  # the audit log tells requests that got this far from refused ones
     return principal
 
 
 PrincipalDep = Annotated[Principal | None, Depends(authenticate)]
+
+
+def require_administrator(action: str) -> Callable[[Services, Principal | None], Awaitable[None]]:
+    """A route dependency: with authentication on, only scheduler administrators may `action`."""
+
+    async def check_administrator(services: ServicesDep, principal: PrincipalDep) -> None:
+        if not services.auth_enabled or services.administrators is None:
+            return
+        if principal is None:  # `authenticate` refuses anonymous changes already; reads never get here
+            raise Unauthorized("Unauthorized access")
+        await services.administrators.authorize(principal, action)
+
+    return check_administrator
 
 
 async def authorize_workflow(services: Services, principal: Principal | None, workflow: Workflow | None) -> None:

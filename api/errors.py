@@ -45,10 +45,10 @@ def error_response(code: int, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=code)
 
 
-def internal_error_message(request_id: str, exc: BaseException) -> str:
-    """Styx's text for an uncaught exception, on one line."""
-    text = f"Internal Server Error (Request ID: {request_id}): {type(exc).__name__}: {exc}"
-    return " ".join(text.splitlines())
+def internal_error_message(request_id: str) -> str:
+    """The answer to an uncaught exception: nothing of the exception (it may name files, queries, secrets);
+    the request id finds it in the service log."""
+    return f"Internal Server Error (Request ID: {request_id})"
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:

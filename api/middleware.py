@@ -1,6 +1,7 @@
 """ASGI middleware around every request (reference §8.1): the request id, the catch-all for unexpected
-exceptions, request metrics, the audit log of changes, the request body size limit and the optional
-per-client rate limit.
+exceptions, request metrics, the audit log of changes, the request body size limit, the JSON-only bodies of
+writes and the optional per-client rate limit. The Host/Origin checks are in api/host_check.py; what each
+defends against is in docs/security.md.
 
 Plain ASGI classes rather than Starlette's BaseHTTPMiddleware: they see every response, including the
 413s and 500s they produce themselves, and they never buffer or re-wrap response bodies.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -25,9 +27,17 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("styx_actors.audit")
 
 REQUEST_ID_HEADER = "X-Styx-Request-Id"
-# Credentials never reach the audit log.
-HIDDEN_HEADERS = frozenset({"authorization", "service-identity", "cookie"})
+REQUEST_ID_HEADER_NAME = REQUEST_ID_HEADER.lower()  # as ASGI gives header names
+# A request id the caller gives is kept only if it is this tame: it is echoed, logged and audited.
+VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Credentials never reach the audit log: these headers, and every header whose name contains one of the words.
+SECRET_HEADERS = frozenset({"service-identity"})
+SECRET_HEADER_WORDS = ("auth", "cookie", "token", "secret", "key", "password", "credential", "session")
 AUDIT_PAYLOAD_CHARS = 2048
+# Audit records of requests that passed authentication (the action was tried, `status` tells how it went),
+# and of requests refused before that (nothing was done: 401, 403 of the host check, 406, 413, 415, 429, ...).
+AUDIT_PREFIX = "[AUDIT]"
+AUDIT_REFUSED_PREFIX = "[AUDIT REFUSED]"
 # A workflow's `env` carries credentials as often as not: its values never reach the audit log.
 SECRET_FIELDS = frozenset({"env"})
 HIDDEN = "<hidden>"
@@ -43,9 +53,17 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
+def request_id_of(headers: Headers) -> str:
+    """The caller's request id when it is VALID_REQUEST_ID, else a new dash-less uuid4 (a bad one is dropped
+    unseen: never echoed nor logged)."""
+    given = headers.get(REQUEST_ID_HEADER)
+    return given if given is not None and VALID_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
 class RequestContextMiddleware:
-    """Outermost layer: `X-Styx-Request-Id` echoed or generated (dash-less uuid4) on every response,
-    uncaught exceptions answered with Styx's 500 text, each request observed and each change audited."""
+    """Outermost layer: `X-Styx-Request-Id` echoed or generated on every response, uncaught exceptions
+    answered with Styx's 500 text (the exception itself goes to the log only), each request observed and
+    each change audited."""
 
     def __init__(self, app: ASGIApp, observe: RequestObserver) -> None:
         self.app = app
@@ -56,7 +74,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_headers = Headers(scope=scope)
-        request_id = request_headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = request_id_of(request_headers)
         scope.setdefault("state", {})["request_id"] = request_id
         method: str = scope["method"]
         audited = method not in READ_METHODS
@@ -81,33 +99,55 @@ class RequestContextMiddleware:
         begin = time.perf_counter()
         try:
             await self.app(scope, receive_and_keep if audited else receive, send_with_id)
-        except Exception as exc:
-            log.exception("request %s %s failed (request id %s)", method, scope.get("path"), request_id)
+        except Exception:
+            # %r: a path may hold control characters, which must not start lines of their own in the log.
+            log.exception("request %s %r failed (request id %s)", method, scope.get("path"), request_id)
             if started:
                 raise
-            await error_response(500, internal_error_message(request_id, exc))(scope, receive, send_with_id)
+            await error_response(500, internal_error_message(request_id))(scope, receive, send_with_id)
         finally:
             self.observe(route_template(scope), method, status, time.perf_counter() - begin)
             if audited:
-                _audit(scope, request_headers, bytes(payload), status)
+                audit_log.info("%s", audit_record(scope, request_headers, bytes(payload), status))
 
 
-def _audit(scope: Scope, headers: Headers, payload: bytes, status: int) -> None:
-    principal = scope.get("state", {}).get("principal")
-    who = getattr(principal, "email", None) or "anonymous"
-    uri = scope.get("path", "")
+def audit_record(scope: Scope, headers: Headers, payload: bytes, status: int) -> str:
+    """One audit line: AUDIT_PREFIX (or AUDIT_REFUSED_PREFIX when the request did not pass authentication)
+    and a JSON object. Every control character, and everything beyond ASCII, is escaped, so no path, header
+    or body can end the line or forge another record."""
+    state = scope.get("state", {})
+    principal = state.get("principal")
+    path = scope.get("path", "")
     query = scope.get("query_string", b"").decode("latin-1")
-    shown_headers = {name: "<hidden>" if name in HIDDEN_HEADERS else value for name, value in headers.items()}
-    audit_log.info(
-        "[AUDIT] %s %s by %s with headers %s parameters %s and payload %s -> %d",
-        scope["method"],
-        f"{uri}?{query}" if query else uri,
-        who,
-        shown_headers,
-        query,
-        redacted_payload(payload),
-        status,
-    )
+    record = {
+        "method": scope["method"],
+        "uri": f"{path}?{query}" if query else path,
+        "by": getattr(principal, "email", None) or "anonymous",
+        "request_id": state.get("request_id"),
+        "headers": shown_headers(headers),
+        "parameters": query,
+        "payload": redacted_payload(payload),
+        "status": status,
+    }
+    prefix = AUDIT_PREFIX if state.get("authenticated") else AUDIT_REFUSED_PREFIX
+    # ensure_ascii: everything outside printable ASCII is escaped (C0, DEL, C1 controls, U+2028, ...).
+    return f"{prefix} {json.dumps(record, ensure_ascii=True, separators=(',', ':'))}"
+
+
+def is_secret_header(name: str) -> bool:
+    return name in SECRET_HEADERS or any(word in name for word in SECRET_HEADER_WORDS)
+
+
+def shown_headers(headers: Headers) -> dict[str, str]:
+    """The request headers for the audit log, secrets HIDDEN; a repeated header's values joined by `, `.
+    The request id header is left out: the record has the id in use (the caller's may have been refused)."""
+    shown: dict[str, str] = {}
+    for name, value in headers.items():
+        if name == REQUEST_ID_HEADER_NAME:
+            continue
+        value = HIDDEN if is_secret_header(name) else value
+        shown[name] = f"{shown[name]}, {value}" if name in shown else value
+    return shown
 
 
 def redacted_payload(payload: bytes) -> str:
@@ -166,8 +206,48 @@ class BodySizeLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-# Health probes and metrics are never rate limited: an orchestrator must see a busy service as alive.
-UNLIMITED_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/metrics"})
+JSON_MEDIA_TYPE = "application/json"
+
+
+def is_json_content_type(content_type: str) -> bool:
+    """`application/json`, alone or with `charset=utf-8` (any case, optional quotes and spaces)."""
+    media_type, *parameters = content_type.split(";")
+    if media_type.strip().lower() != JSON_MEDIA_TYPE:
+        return False
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if (name.strip().lower(), value.strip().strip('"').lower()) != ("charset", "utf-8"):
+            return False
+    return True
+
+
+class JsonBodyMiddleware:
+    """Writes may carry only JSON: a POST/PUT/PATCH/DELETE that declares another Content-Type, or sends a body
+    without one, gets a 415 before anything reads it. Browsers send cross-site "simple" requests (no CORS
+    preflight) only as text/plain, form or multipart bodies, or bodies without a type, so none of those
+    reaches a route. A write without a body and without a Content-Type (halt, delete, ...) goes on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        content_type = headers.get("content-type")
+        has_body = "transfer-encoding" in headers or headers.get("content-length", "0").strip() not in ("", "0")
+        if is_json_content_type(content_type) if content_type is not None else not has_body:
+            await self.app(scope, receive, send)
+            return
+        declared = "none" if content_type is None else repr(content_type)
+        message = f"Unsupported Media Type: request bodies must be {JSON_MEDIA_TYPE} (Content-Type given: {declared})"
+        await error_response(415, message)(scope, receive, send)
+
+
+# Health probes and metrics: never rate limited (an orchestrator must see a busy service as alive) nor
+# host-checked (api/host_check.py).
+PROBE_PATHS = frozenset({"/ping", "/healthz", "/readyz", "/metrics"})
 # Buckets of at most this many clients are kept (least recently seen dropped first), so memory stays bounded
 # however many addresses call; a dropped client starts again with a full bucket.
 MAX_TRACKED_CLIENTS = 10_000
@@ -205,7 +285,7 @@ class RateLimitMiddleware:
         self.buckets = TokenBuckets(per_second, burst if burst is not None else max(1.0, per_second))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in UNLIMITED_PATHS:
+        if scope["type"] != "http" or scope.get("path") in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         peer = scope.get("client")

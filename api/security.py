@@ -2,8 +2,9 @@
 
 Routers never look at tokens themselves. `Authenticator.authenticate` turns the Authorization header into a
 Principal (or None for an anonymous caller); `Authorizer.authorize` decides whether a principal may act on a
-workflow that runs as a service account. Implementations live in api/auth/ (Google ID tokens, Google IAM,
-a static policy file) and are chosen by `styx serve` from settings.
+workflow that runs as a service account, and `Authorizer.decide` answers that question without enforcing
+anything (the status endpoint `testServiceAccountUsageAuthorization`). Implementations live in api/auth/
+(Google ID tokens, Google IAM, a static policy file) and are chosen by `styx serve` from settings.
 """
 
 from __future__ import annotations
@@ -17,6 +18,15 @@ from styx_actors.errors import CommandError
 @dataclass(frozen=True)
 class Principal:
     email: str
+
+
+@dataclass(frozen=True)
+class UsageDecision:
+    """May a principal use a service account, and why (Styx's ServiceAccountUsageAuthorizationResult)."""
+
+    authorized: bool
+    message: str | None  # None when the authorizer has nothing to say (authorization not configured)
+    blocklisted: bool = False
 
 
 class Unauthorized(CommandError):
@@ -41,6 +51,12 @@ class Authorizer(Protocol):
         `service_account` for the workflow `component#workflow`."""
         ...
 
+    async def decide(self, principal: str, service_account: str) -> UsageDecision:
+        """The decision for (principal email, service account) as of now, uncached, whether or not it would be
+        enforced: a denial is an answer, not an error. Raises BadRequest for lookup errors (`Service account
+        does not exist: <sa>`, `Project does not exist: <p>`) and Unavailable when the grants cannot be read."""
+        ...
+
 
 class NoAuthentication:
     """Embedded single-machine mode on loopback: every caller is anonymous and allowed."""
@@ -54,3 +70,6 @@ class AllowAll:
 
     async def authorize(self, principal: Principal | None, service_account: str, workflow_key: str) -> None:
         return None
+
+    async def decide(self, principal: str, service_account: str) -> UsageDecision:
+        return UsageDecision(authorized=True, message=None)

@@ -2,7 +2,7 @@
 
     python benchmarks/api.py [--active 10000] [--rate 500] [--seconds 10] [--redis-url redis://HOST:PORT/DB]
 
-Starts the production service (`python -m styx_actors.service`: the actors on a local Ray, uvicorn on a
+Starts the production service (`python -m styx_server.service`: the actors on a local Ray, uvicorn on a
 free loopback port, the Redis store, the noop runner, no authentication) as a child process, stopped
 afterwards by its PID. This process is the load generator (`loadgen.py`: raw keep-alive HTTP/1.1, tens of µs of CPU a request),
 and the service process's CPU time per request is printed beside each phase:
@@ -62,7 +62,7 @@ def service(url: str, prefix: str) -> Iterator[tuple[str, int]]:
     log = tempfile.TemporaryFile()
     # From the repository root: run from benchmarks/, this file would shadow the `api` package.
     process = subprocess.Popen(
-        [sys.executable, "-m", "styx_actors.service"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY
+        [sys.executable, "-m", "styx_server.service"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY
     )
     base = f"http://127.0.0.1:{port}"
     try:

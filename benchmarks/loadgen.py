@@ -39,7 +39,7 @@ class Latencies:
 def request(method: str, path: str, body: object | None = None) -> bytes:
     """One request, encoded once and sent as often as needed."""
     payload = b"" if body is None else json.dumps(body).encode()
-    head = f"{method} {path} HTTP/1.1\r\nHost: styx\r\nContent-Length: {len(payload)}\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(payload)}\r\n"
     if body is not None:
         head += "Content-Type: application/json\r\n"
     return (head + "\r\n").encode() + payload

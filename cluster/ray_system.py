@@ -34,21 +34,38 @@ import ray
 from ray.exceptions import ActorDiedError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from cluster.local_ray import local_ray_init
+from cluster.remote_errors import remote_result
 from styx_actors.actors.batching import Call, CallBatcher, Outcome, run_batch
+from styx_actors.actors.broker_host import BrokerHost
 from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.local import CLEANUP_INTERVAL, load_resource_limits
 from styx_actors.actors.loops import every
-from styx_actors.actors.placement import DEDICATED_ROLE_PREFIX, Dedicated, Sharded, dedicated_role, shard_index
+from styx_actors.actors.placement import (
+    DEDICATED_ROLE_PREFIX,
+    Dedicated,
+    Sharded,
+    dedicated_role,
+    shard_index,
+)
 from styx_actors.actors.ports import InstanceRouter
-from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.runner_choice import RunnerLoad, choose_runner, holder
 from styx_actors.actors.scheduler import Scheduler
 from styx_actors.actors.shard import InstanceShard
-from styx_actors.clock import SystemClock
+from styx_actors.clock import Clock, SystemClock
 from styx_actors.model import State, WorkflowInstance
 from styx_actors.runners import make_runner
-from styx_actors.runners.base import ExecutionStatus, Exited, Failed, NotFound, Pending, RunnerError, Running, RunSpec
+from styx_actors.runners.base import (
+    ExecutionStatus,
+    Exited,
+    Failed,
+    NotFound,
+    Pending,
+    RunnerError,
+    Running,
+    RunSpec,
+)
 from styx_actors.settings import Settings
 from styx_actors.store import Store, open_store
 from styx_actors.store.marker import remembered_marker
@@ -76,7 +93,7 @@ def actor_name(role: str) -> str:
 # The per-instance calls of a burst: batched (styx_actors/actors/batching.py). Their exceptions are plain
 # (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries.
 BATCHED_METHODS = frozenset(
-    {"trigger", "acquire", "release", "restore", "granted", "instance_finished", "runner_status", "start_for", "status", "stop", "load"}
+    {"trigger", "acquire", "release", "granted", "instance_finished", "runner_status", "start_for", "status", "stop", "load"}
 )
 _batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], CallBatcher]] = (
     weakref.WeakKeyDictionary()
@@ -109,7 +126,7 @@ class RayPort:
     async def _remote(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a method of the actor object itself (`call`, `call_batch`, `pid`, ...)."""
         try:
-            return await getattr(self.handle(), method).remote(*args, **kwargs)
+            return await remote_result(getattr(self.handle(), method).remote(*args, **kwargs))
         except ActorDiedError:
             _handles.pop((self._namespace, self._role), None)
             raise
@@ -388,12 +405,12 @@ class ActorHost:
             return runner
         router = RayRouter(settings, store)
         if self._role == "resources":
-            broker = ResourceBroker(
+            broker = BrokerHost(
                 on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
             )
-            await load_resource_limits(broker, store)
-            for host in await router.hosts():  # counters come back from the snapshots the hosts hold
-                host.tell("report_holders")
+            await load_resource_limits(broker.broker, store)
+            # Counters come back from the snapshots the hosts hold; acquires wait until every host has reported.
+            broker.recover({host._role: host for host in await router.hosts()})
             return broker
         if self._role == "scheduler":
             scheduler = Scheduler(store, router.trigger, clock, settings, self._marker)
@@ -446,7 +463,7 @@ class DedicatedPort(RayPort):
         )
 
     async def trigger(self, *args: Any) -> Any:
-        return await self.ensure().call.remote("trigger", *args)
+        return await remote_result(self.ensure().call.remote("trigger", *args))
 
     def __getattr__(self, method: str):
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -454,7 +471,7 @@ class DedicatedPort(RayPort):
                 handle = self.handle()
             except ValueError:
                 return None  # no actor: the instance is not active
-            return await handle.call.remote(method, *args, **kwargs)
+            return await remote_result(handle.call.remote(method, *args, **kwargs))
 
         return call
 
@@ -523,17 +540,40 @@ def _runner_options(node_id: str, settings: Settings) -> Any:
 
 @dataclass
 class RaySystem:
-    """The front end's view of the actors on Ray."""
+    """The front end's view of the actors on Ray (an `ActorSystem`, styx_actors/actors/system.py)."""
 
     commands: Commands
     store: Store
+    router: RayRouter
     roles: list[str]
     namespace: str
     # Non-detached named actors are garbage collected with their last handle: the system keeps them.
     handles: list[Any]
+    detached: bool = False  # actors shared with other API processes (a Ray cluster): they outlive this one
+    owns_store: bool = False
+    started_ray: bool = False  # this process started the local Ray: it ends with the system
 
     def port(self, role: str) -> RayPort:
         return RayPort(role, self.namespace)
+
+    async def tick(self) -> int:
+        count: int = await self.port("scheduler").tick()
+        return count
+
+    async def active_count(self) -> int:
+        counts = await self.router.broadcast("active_count")
+        return sum(count or 0 for count in counts)
+
+    async def stop(self) -> None:
+        """Leave the cluster: a local installation's actors end (they would with this driver anyway), a
+        cluster's detached actors keep serving other API processes."""
+        if not self.detached:
+            await self.kill()
+        _forget_handles(self.namespace)
+        if self.owns_store:
+            await self.store.close()
+        if self.started_ray and ray.is_initialized():
+            ray.shutdown()
 
     async def kill(self) -> None:
         """Remove every actor of this system for good (tests; detached installations being torn down)."""
@@ -543,12 +583,21 @@ class RaySystem:
                 ray.kill(self.port(role).handle(), no_restart=True)
             except ValueError:
                 pass
+        _forget_handles(self.namespace)
 
 
-def connect_ray(settings: Settings) -> None:
-    if not ray.is_initialized():
-        # A local Ray stays on loopback; a cluster's nodes use the addresses they were started with.
-        local = {} if settings.ray_address else {"_node_ip_address": "127.0.0.1"}
+def _forget_handles(namespace: str) -> None:
+    for key in [key for key in _handles if key[0] == namespace]:
+        del _handles[key]
+
+
+def connect_ray(settings: Settings) -> bool:
+    """Join the configured Ray cluster, or start a local Ray; True when this call started it."""
+    if ray.is_initialized():
+        return False
+    # A local Ray stays on loopback (cluster/local_ray.py); a cluster's nodes use the addresses they were
+    # started with.
+    with local_ray_init(settings) as local:
         ray.init(
             **local,
             address=settings.ray_address,
@@ -557,17 +606,19 @@ def connect_ray(settings: Settings) -> None:
             logging_level=logging.WARNING,
             log_to_driver=False,
         )
+    return settings.ray_address is None
 
 
-async def start_ray_system(settings: Settings) -> RaySystem:
+async def start_ray_system(settings: Settings, store: Store | None = None, clock: Clock | None = None) -> RaySystem:
     """Create (or find, when they already run) every role's actor, wait until all answer, and return the
-    facade. Idempotent: several API processes can call it against one cluster."""
+    facade over `store` (opened here, and closed on stop, when not given). Idempotent: several API
+    processes can call it against one cluster."""
     if settings.ray_address and settings.store_url().startswith("sqlite"):
         raise ValueError(
             "a Ray cluster needs a store every node can reach, and SQLite is a file on one machine: "
             "start with --store redis://HOST:PORT/DB (or STYX_STORE)"
         )
-    connect_ray(settings)
+    started_ray = connect_ray(settings)
     shards = [] if settings.placement == "dedicated" else [f"shard-{i}" for i in range(settings.shard_count)]
     nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]] if settings.runner != "noop" else []
     roles = [*(runner_role(node) for node in nodes), "resources", *shards, "scheduler"]
@@ -585,22 +636,27 @@ async def start_ray_system(settings: Settings) -> RaySystem:
             if not role.startswith("runner-")
         ]
     await asyncio.gather(*(handle.ping.remote() for handle in handles))
-    store = open_store(settings.store_url())
-    await store.open()
+    owns_store = store is None
+    if store is None:
+        store = open_store(settings.store_url())
+        await store.open()
     namespace = settings.ray_namespace
     router = RayRouter(settings, store)
     if settings.placement == "dedicated":  # resume every active instance in its own actor
         await asyncio.gather(*(host.ensure().ping.remote() for host in await router.hosts()))
     commands = Commands(
-        store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), SystemClock(),
+        store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), clock or SystemClock(),
         TimeoutConfig.from_settings(settings),
         runners=[RayPort(role, namespace) for role in roles if role.startswith("runner-")],
     )
-    return RaySystem(commands=commands, store=store, roles=roles, namespace=namespace, handles=handles)
-
-
-def stop_ray_system() -> None:
-    """Leave the cluster; actors of a local Ray end with it, detached ones keep serving other API processes."""
-    _handles.clear()
-    if ray.is_initialized():
-        ray.shutdown()
+    return RaySystem(
+        commands=commands,
+        store=store,
+        router=router,
+        roles=roles,
+        namespace=namespace,
+        handles=handles,
+        detached=detached,
+        owns_store=owns_store,
+        started_ray=started_ray,
+    )

@@ -12,15 +12,23 @@ Reference §1.5 item 20. A reference is `[host[:port]/]path[:tag][@digest]`:
   start and end with `[a-z0-9]` with only `.`, `_`, `__` or dashes between (stricter than Styx, which took
   `-foo`; such components get their own message). The path (without host) is at most 255 characters.
 - Tags match `[\\w][\\w.-]{0,127}`; digests `algorithm:hex{32,}`, where sha256 needs 64 lower-case hex.
+- The registry an image comes from (`registry_name`, what STYX_ALLOWED_REGISTRIES lists) is its host[:port]
+  normalized by `normalize_registry`, and `docker.io` for references without a host (Docker Hub).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from styx_actors.errors import PicklableError
 
 REPOSITORY_MAX_LENGTH = 255
 DEFAULT_TAG = "latest"
+# The registry of references without a host, under the name Docker gives it; the other names are aliases.
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"index.docker.io", "registry-1.docker.io"})
 
 # Patterns as Styx prints them in its messages; the compiled forms spell \w as ASCII, as Java does.
 TAG_PATTERN = r"[\w][\w.-]{0,127}"
@@ -51,8 +59,13 @@ class ImageReference:
         """The repository as written, with its registry: `localhost:5000/foo/bar`."""
         return self.path if self.registry is None else f"{self.registry}/{self.path}"
 
+    @property
+    def registry_name(self) -> str:
+        """The registry the engine pulls from, normalized (`docker.io` for Docker Hub): see normalize_registry."""
+        return DOCKER_HUB if self.registry is None else normalize_registry(self.registry)
 
-class InvalidImageReference(ValueError):
+
+class InvalidImageReference(PicklableError, ValueError):
     def __init__(self, image: str, reasons: list[str]) -> None:
         super().__init__(f"invalid image {image!r}: {', '.join(reasons)}")
         self.reasons = reasons
@@ -117,6 +130,29 @@ def with_default_tag(image: str) -> str:
     if reference.tag is None and reference.digest is None:
         return f"{image}:{DEFAULT_TAG}"
     return image
+
+
+def normalize_registry(registry: str) -> str:
+    """`host[:port]` as one name per registry: lower case, without a fully qualified host's trailing dot,
+    Docker Hub's aliases as `docker.io`. Raises ValueError when `registry` is not a valid `host[:port]`."""
+    lowered = registry.strip().lower()
+    errors = _endpoint_errors(lowered)
+    if errors:
+        raise ValueError(f"invalid registry {registry!r}: {errors[0]}")
+    host, colon, port = lowered.partition(":")
+    normalized = f"{host.removesuffix('.')}{colon}{port}"
+    return DOCKER_HUB if normalized in _DOCKER_HUB_ALIASES else normalized
+
+
+def disallowed_registry(image: str, allowed_registries: Collection[str]) -> str | None:
+    """The registry of `image` when `allowed_registries` (normalized; empty = any) does not name it, else None.
+
+    An invalid reference names no registry (None): its own errors refuse it.
+    """
+    if not allowed_registries or image_errors(image):
+        return None
+    registry = parse_image(image).registry_name
+    return None if registry in allowed_registries else registry
 
 
 def _tag_errors(tag: str) -> list[str]:

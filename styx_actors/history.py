@@ -8,7 +8,7 @@ corrupt log is reported, not silently shortened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -232,38 +232,46 @@ def _pseudo_state(instance: WorkflowInstance, state: str) -> RunStateData:
     return RunStateData(workflow_instance=instance, state=state, state_data=StateData())
 
 
+def backfill_partitions(backfill: Backfill, schedule: Schedule, first: datetime | None = None) -> Iterator[datetime]:
+    """The backfill's partitions in ascending time order, lazily, from the first at or after `first` (so a
+    page of a long backfill is read without walking the partitions before it)."""
+    start = backfill.start
+    if first is not None and first > start:
+        if first >= backfill.end:
+            return iter(())
+        start = first if schedule.is_aligned(first) else schedule.next(first)
+    return schedule.iter_range(start, backfill.end)
+
+
 async def backfill_statuses(
     backfill: Backfill,
     schedule: Schedule,
     active: Mapping[str, RunState],
     events_of: EventsOf,
+    partitions: Iterable[datetime] | None = None,
 ) -> list[RunStateData]:
-    """One entry per partition of the backfill, in ascending time order (reference §7.3).
+    """One entry per partition of the backfill, or per one of `partitions` (a page of backfill_partitions),
+    in ascending time order (reference §7.3).
 
     `schedule` is the backfill's own schedule, `active` maps parameters to the active states of the
     workflow's instances, and `events_of(parameter)` reads one instance's event log. Partitions the cursor
     has passed show their active state, else their replayed state, else UNKNOWN; the rest are WAITING.
     """
-    if backfill.reverse:
-        after_cursor = schedule.next(backfill.next_trigger)
-        waiting = schedule.range(backfill.start, after_cursor)
-        processed = schedule.range(after_cursor, backfill.end)
-    else:
-        processed = schedule.range(backfill.start, backfill.next_trigger)
-        waiting = schedule.range(backfill.next_trigger, backfill.end)
 
-    def instance_at(instant: datetime) -> WorkflowInstance:
-        return WorkflowInstance(workflow_id=backfill.workflow_id, parameter=to_parameter(schedule, instant))
+    def passed(instant: datetime) -> bool:
+        # A forward backfill triggers upwards from its start, a reverse one downwards from its last partition.
+        return instant > backfill.next_trigger if backfill.reverse else instant < backfill.next_trigger
 
-    async def processed_status(instance: WorkflowInstance) -> RunStateData:
+    async def status(instant: datetime) -> RunStateData:
+        instance = WorkflowInstance(workflow_id=backfill.workflow_id, parameter=to_parameter(schedule, instant))
+        if not passed(instant):
+            return _pseudo_state(instance, "WAITING")
         run_state = active.get(instance.parameter)
         if run_state is not None and run_state.data.trigger_id == backfill.id:
             return RunStateData.of(run_state)
         replayed = replay_backfill_partition(instance, await events_of(instance.parameter), backfill.id)
         return replayed if replayed is not None else _pseudo_state(instance, "UNKNOWN")
 
-    processed_statuses = await asyncio.gather(*(processed_status(instance_at(t)) for t in processed))
-    waiting_statuses = [_pseudo_state(instance_at(t), "WAITING") for t in waiting]
-    if backfill.reverse:
-        return waiting_statuses + list(processed_statuses)
-    return list(processed_statuses) + waiting_statuses
+    if partitions is None:
+        partitions = backfill_partitions(backfill, schedule)
+    return list(await asyncio.gather(*(status(instant) for instant in partitions)))

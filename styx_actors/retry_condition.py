@@ -50,6 +50,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from styx_actors.errors import PicklableError
+
 # Deep nesting is refused with a syntax error instead of exhausting Python's stack. Each parenthesis level
 # costs seven parser frames; a node level costs one evaluation frame. A 256-character condition (the
 # validator's limit) cannot exceed MAX_TREE_DEPTH; it can exceed MAX_PARENTHESES only with 65 nested pairs.
@@ -83,7 +85,7 @@ _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 _BINARY_LEVELS: tuple[tuple[str, ...], ...] = (("+", "-"), ("*", "/", "%"))
 
 
-class RetryConditionSyntaxError(ValueError):
+class RetryConditionSyntaxError(PicklableError, ValueError):
     """The text is not a valid condition. `str()` is the parser message, ending with the position."""
 
     def __init__(self, message: str, position: int) -> None:

@@ -5,17 +5,54 @@ Defaults are Styx's own (reference §4, §9.1, §12); tests and operators shorte
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from styx_actors.docker_image import normalize_registry
 from styx_actors.timeutil import parse_duration
 
 # Durations are given as seconds (`180`, `0.5`) or ISO-8601 (`PT3M`).
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+_BYTE_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
+
+
+def _byte_size(text: str) -> str:
+    if not _BYTE_SIZE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a size: a number with an optional unit b, k, m or g (e.g. 512m)")
+    return text
+
+
+def _no_limit_as_none(text: object) -> object:
+    return None if text in ("", "0") else text
+
+
+# Docker's sizes (`512m`, `2g`); for a limit, `0` or empty means none.
+ByteSize = Annotated[str, AfterValidator(_byte_size)]
+ByteLimit = Annotated[ByteSize | None, BeforeValidator(_no_limit_as_none)]
+
+# Docker's default set minus what batch jobs do not need: raw sockets (ping, spoofing), device nodes,
+# chroot, audit records and file capabilities (Kubernetes' "restricted" profile drops them all: ["ALL"]).
+DEFAULT_CAP_DROP = ("NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP")
+_CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def _capabilities(names: list[str]) -> list[str]:
+    """Upper case without the `CAP_` prefix, as Docker takes them; `ALL` alone when it is named."""
+    normalized = [name.strip().upper().removeprefix("CAP_") for name in names]
+    for name in normalized:
+        if not _CAPABILITY.fullmatch(name):
+            raise ValueError(f"{name!r} is not a capability name (e.g. NET_RAW, or ALL)")
+    return ["ALL"] if "ALL" in normalized else list(dict.fromkeys(normalized))
+
+
+Capabilities = Annotated[list[str], AfterValidator(_capabilities)]
+Registries = Annotated[list[str], AfterValidator(lambda names: [normalize_registry(name) for name in names])]
 
 # styx-standalone.conf's stale-state TTLs; `default` applies to every state not listed.
 DEFAULT_STALE_STATE_TTLS: dict[str, timedelta] = {
@@ -44,6 +81,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".styx-actors")
     store: str = ""  # sqlite:///PATH or redis://HOST:PORT/DB; empty = SQLite file under data_dir
     runner: Literal["docker", "noop"] = "docker"
+    # Where the actors run: "ray" (what `styx serve` runs: named actors on a local or remote Ray) or "local"
+    # (every actor in the API process, without Ray: quick trials and fast tests).
+    actor_system: Literal["ray", "local"] = "ray"
     ray_address: str | None = None
     api_only: bool = False  # serve the API over actors another `styx serve` started (never create them)
     ray_namespace: str = "styx"  # several installations can share one Ray cluster under different namespaces
@@ -53,6 +93,16 @@ class Settings(BaseSettings):
     access_log: bool = False  # uvicorn's line per request; changes are in the audit log either way
     rate_limit_per_second: float | None = Field(default=None, gt=0)  # per client address; None = no limit (429 past it)
     rate_limit_burst: float | None = Field(default=None, ge=1)  # requests a client may save up; None = one second's worth
+
+    # HTTP layer (api/host_check.py, api/server.py, docs/security.md)
+    # With authentication off: Host names answered besides loopback and STYX_HOST ("*" = any), and origins
+    # whose writes are accepted besides the service's own.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # request line and headers; more get a 431
+    http_max_url_bytes: int = Field(default=8 * 1024, ge=256)  # request target (path and query); more get a 414
+    http_header_timeout: Duration = timedelta(seconds=10)  # a request head not complete by then: closed
+    http_keep_alive_timeout: Duration = timedelta(seconds=5)  # idle keep-alive connections closed after this
+    http_max_connections: int = Field(default=512, ge=1)  # open connections; more get a 503 and are closed
 
     # Actor placement
     placement: Literal["sharded", "dedicated"] = "sharded"
@@ -87,9 +137,18 @@ class Settings(BaseSettings):
     runner_capacity: int = Field(default=0, ge=0)
     container_grace_period: Duration = timedelta(seconds=120)
     keep_containers: bool = False  # debug: never remove finished containers
-    container_memory_limit: str | None = None  # e.g. "512m"
-    container_cpu_limit: float | None = None  # CPUs, e.g. 1.5
-    container_user: str | None = None
+    # Container confinement (docs/runner.md, "Limits and security defaults")
+    container_memory_limit: ByteLimit = "2g"  # swap included; "0" = no limit
+    container_cpu_limit: float | None = Field(default=None, gt=0)  # CPUs, e.g. 1.5; none by default (see docs)
+    container_pids_limit: int = Field(default=1024, ge=0)  # processes and threads; 0 = no limit
+    container_log_max_size: ByteSize = "10m"  # json-file logs: size of one file ...
+    container_log_max_files: int = Field(default=3, ge=1)  # ... and files kept
+    container_cap_drop: Capabilities = Field(default_factory=lambda: list(DEFAULT_CAP_DROP))  # ["ALL"]: every one
+    container_read_only_root: bool = False  # read-only root filesystem, with a tmpfs at /tmp ...
+    container_tmp_size: ByteSize = "256m"  # ... of this size (counted in the memory limit)
+    container_user: str | None = None  # None: the image's user (docs/runner.md says why)
+    termination_log_dir: Path | None = None  # None: DATA_DIR/termination-logs
+    allowed_registries: Registries = Field(default_factory=list)  # image registries; empty = any
     docker_call_timeout: Duration = timedelta(seconds=60)
     # Label value: installations sharing one engine never see or touch each other's containers.
     docker_installation_id: str = "styx-actors"
@@ -112,6 +171,9 @@ class Settings(BaseSettings):
     authorization_require_workflows: list[str] = Field(default_factory=list)  # component#workflow keys
     authorization_message: str = ""
     authorization_gsuite_user: str | None = None  # Workspace user the group lookups act as
+    # With authentication on, only these (user:/serviceAccount:/group: entries) may change the global config
+    # and resources (docs/auth.md, "Scheduler administrators")
+    scheduler_admins: list[str] = Field(default_factory=list)
 
     # Google REST APIs used by authentication and authorization
     iam_base_url: str = "https://iam.googleapis.com"

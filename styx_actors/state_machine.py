@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from styx_actors.errors import PicklableError
 from styx_actors.events import (
     Created,
     Dequeue,
@@ -45,7 +46,7 @@ from styx_actors.model import (
 from styx_actors.retry import MISSING_DEPS_EXIT_CODE, SUCCESS_EXIT_CODE, exit_code_cost, failures_after
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(PicklableError, ValueError):
     """An event that is not allowed in the instance's current state; nothing may be persisted."""
 
     def __init__(self, run_state: RunState, event: Event) -> None:

@@ -26,6 +26,8 @@ class TimeoutConfig:
 
     ttls: Mapping[str, timedelta]
     max_running_timeout: timedelta | None = None
+    # Not a timeout: the other setting workflow validation needs, carried with max_running_timeout.
+    allowed_registries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ttls = {key.lower(): value for key, value in self.ttls.items()}
@@ -36,7 +38,11 @@ class TimeoutConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TimeoutConfig:
-        return cls(ttls=settings.stale_state_ttls, max_running_timeout=settings.max_running_timeout)
+        return cls(
+            ttls=settings.stale_state_ttls,
+            max_running_timeout=settings.max_running_timeout,
+            allowed_registries=tuple(settings.allowed_registries),
+        )
 
     def _own_ttl(self, state: State) -> timedelta:
         return self.ttls.get(state.value.lower(), self.ttls[_DEFAULT_KEY])

@@ -8,11 +8,14 @@ Lengths are counted as Java counts them (UTF-16 code units), so limits and the n
 Styx also for text outside the Basic Multilingual Plane.
 
 Rules beyond Styx (they only add messages after Styx's, never change or reorder them):
+- The component id is capped at MAX_ID_LENGTH characters, as the workflow id is: `component id too long`.
 - Fields Styx leaves unbounded are capped at EXTRA_FIELD_LENGTH_LIMIT characters, because each is stored
   and echoed back: `docker image too long`, `schedule too long`, `deployment source repository too long`
   and `deployment source too long`, with Styx's `<msg>: <value>, limit = <limit>` form. A real image
   reference (≤ 255-character repository, ≤ 128-character tag, a digest, a ≤ 253-character host) and any
   sensible cron expression fit well within the cap.
+- The image's registry must be one of STYX_ALLOWED_REGISTRIES when that list is set
+  (`docker image registry not allowed: <registry>, allowed = [<registries>]`).
 - Env keys and values and docker args are strings by construction (the model converts scalars and refuses
   anything else), so no check is needed here.
 """
@@ -20,11 +23,12 @@ Rules beyond Styx (they only add messages after Styx's, never change or reorder 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import timedelta
 
-from styx_actors.docker_image import image_errors
-from styx_actors.model import DeploymentSource, Workflow, WorkflowConfiguration
+from styx_actors.docker_image import disallowed_registry, image_errors
+from styx_actors.errors import PicklableError
+from styx_actors.model import DeploymentSource, Workflow
 from styx_actors.retry_condition import RetryConditionSyntaxError, parse_retry_condition
 from styx_actors.schedule import Offset, Schedule
 from styx_actors.timeutil import format_duration
@@ -51,7 +55,7 @@ _SERVICE_ACCOUNT_EMAIL = re.compile(
 ERROR_PREFIX = "Invalid workflow configuration: "
 
 
-class WorkflowValidationError(ValueError):
+class WorkflowValidationError(PicklableError, ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__(format_errors_bracketed(errors))
         self.errors = errors
@@ -60,17 +64,22 @@ class WorkflowValidationError(ValueError):
 DOCKER_IMAGE_REQUIRED = "docker image cannot be empty"
 
 
-def deployment_errors(workflow: Workflow, max_running_timeout: timedelta | None = None) -> list[str]:
+def deployment_errors(
+    workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
+) -> list[str]:
     """What stops `workflow` from being deployed: Styx's checks, plus a docker image, which the v3 contract
     requires of every deployed workflow (design.md §4) although Styx would store one that cannot run."""
-    errors = workflow_errors(workflow, max_running_timeout)
+    errors = workflow_errors(workflow, max_running_timeout, allowed_registries)
     if workflow.configuration.docker_image is None:
         errors.append(DOCKER_IMAGE_REQUIRED)
     return errors
 
 
-def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = None) -> list[str]:
-    """Every problem with `workflow`, in §1.5 order; empty when it is valid."""
+def workflow_errors(
+    workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
+) -> list[str]:
+    """Every problem with `workflow`, in §1.5 order; empty when it is valid. `allowed_registries`
+    (STYX_ALLOWED_REGISTRIES, normalized; empty = any) are the registries its image may come from."""
     cfg = workflow.configuration
     errors: list[str] = []
 
@@ -87,9 +96,7 @@ def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = 
     _upper_limit(errors, _java_length(cfg.commit_sha), MAX_COMMIT_SHA_LENGTH, "commitSha too long")
     _upper_limit(errors, _java_length(cfg.service_account), MAX_SERVICE_ACCOUNT_LENGTH, "service account too long")
     _upper_limit(errors, len(cfg.resources), MAX_RESOURCES, "too many resources")
-    _upper_limit(errors, len(cfg.env), MAX_ENV_VARS, "too many env vars")
-    env_size = sum(_java_length(key) + _java_length(value) for key, value in cfg.env.items())
-    _upper_limit(errors, env_size, MAX_ENV_SIZE, "env too big")
+    errors.extend(env_errors(cfg.env))
     _upper_limit(errors, _java_length(cfg.retry_condition), MAX_RETRY_CONDITION_LENGTH, "retry condition too long")
     for resource in cfg.resources:
         _upper_limit(errors, _java_length(resource), MAX_RESOURCE_LENGTH, "resource name too long")
@@ -124,12 +131,14 @@ def workflow_errors(workflow: Workflow, max_running_timeout: timedelta | None = 
     if max_running_timeout is not None and timeout is not None and timeout > max_running_timeout:
         errors.append(_limit_message("running timeout is too big", timeout, max_running_timeout))
 
-    return errors + _errors_beyond_styx(cfg)
+    return errors + _errors_beyond_styx(workflow) + _registry_errors(cfg.docker_image, allowed_registries)
 
 
-def _errors_beyond_styx(cfg: WorkflowConfiguration) -> list[str]:
+def _errors_beyond_styx(workflow: Workflow) -> list[str]:
     """Caps on fields Styx leaves unbounded (see the module docstring)."""
+    cfg = workflow.configuration
     errors: list[str] = []
+    _upper_limit(errors, _java_length(workflow.component_id), MAX_ID_LENGTH, "component id too long")
     source = cfg.deployment_source or DeploymentSource()
     for text, message in (
         (cfg.docker_image, "docker image too long"),
@@ -138,6 +147,23 @@ def _errors_beyond_styx(cfg: WorkflowConfiguration) -> list[str]:
         (source.source, "deployment source too long"),
     ):
         _upper_limit(errors, _java_length(text), EXTRA_FIELD_LENGTH_LIMIT, message)
+    return errors
+
+
+def _registry_errors(image: str | None, allowed_registries: Collection[str]) -> list[str]:
+    """The engine pulls images as root from wherever they name: only the allowed registries may be named."""
+    registry = disallowed_registry(image, allowed_registries) if image is not None else None
+    if registry is None:
+        return []
+    return [f"docker image registry not allowed: {registry}, allowed = [{', '.join(allowed_registries)}]"]
+
+
+def env_errors(env: Mapping[str, str]) -> list[str]:
+    """Styx's limits on a workflow's env (§1.5 checks 9-10), which also bound the env of trigger parameters."""
+    errors: list[str] = []
+    _upper_limit(errors, len(env), MAX_ENV_VARS, "too many env vars")
+    env_size = sum(_java_length(key) + _java_length(value) for key, value in env.items())
+    _upper_limit(errors, env_size, MAX_ENV_SIZE, "env too big")
     return errors
 
 

@@ -123,6 +123,20 @@ def redis_url(redis_server: RedisServer) -> str:
     return os.environ.get("STYX_TEST_REDIS_URL") or redis_server.url
 
 
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    """One local Ray for the whole test session (starting one costs seconds); tests keep apart by namespace."""
+    import ray
+
+    from cluster.local_ray import local_ray_init
+    from styx_actors.settings import Settings
+
+    with local_ray_init(Settings(ray_address=None)) as local:
+        ray.init(**local, namespace="styx-tests", include_dashboard=False, log_to_driver=False, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime(2016, 3, 14, 15, 30, tzinfo=UTC))

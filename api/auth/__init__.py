@@ -4,7 +4,9 @@ Authentication (`STYX_AUTH`): `google` verifies Google ID tokens; `none` makes e
 `auto` (the default) is `none` when the service listens on a loopback address only, `google` otherwise.
 
 Authorization: Google IAM when `STYX_AUTHORIZATION_ROLE` is set, a static policy file when
-`STYX_AUTHORIZATION_POLICY_FILE` is set, else everything is allowed.
+`STYX_AUTHORIZATION_POLICY_FILE` is set, else everything is allowed. With authentication on, the global
+config and resources are changed by scheduler administrators only (`STYX_SCHEDULER_ADMINS`, admins.py; the
+app builds them, api/deps.py), whose settings are checked here at start-up too.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 
 import httpx
 
+from api.auth.admins import scheduler_administrators
 from api.auth.gcp import CLOUD_PLATFORM_SCOPE, GoogleCloudApis, GoogleRestClient, credentialed_client
 from api.auth.google import GoogleAuthenticator, GoogleCertificates
 from api.auth.groups import DIRECTORY_GROUP_MEMBER_SCOPE, DirectoryGroupResolver
@@ -39,6 +42,10 @@ def build_security(settings: Settings, clock: Clock | None = None) -> tuple[Auth
             "Service-account authorization needs authenticated callers: set STYX_AUTH=google "
             f"(authentication is off with STYX_AUTH={settings.auth} on host {settings.host})"
         )
+    if not isinstance(authenticator, NoAuthentication):
+        scheduler_administrators(settings, authorizer, clock)  # refuses bad STYX_SCHEDULER_ADMINS now, not later
+        if not settings.scheduler_admins:
+            log.warning("STYX_SCHEDULER_ADMINS is empty: no one may change the global config or resources")
     return authenticator, authorizer
 
 

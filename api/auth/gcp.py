@@ -25,6 +25,8 @@ import httpx
 from google.auth.credentials import Credentials
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from styx_actors.errors import PicklableError
+
 log = logging.getLogger(__name__)
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -41,7 +43,7 @@ def project_in_email(service_account: str) -> str | None:
     return match.group(1) if match else None
 
 
-class GoogleApiError(Exception):
+class GoogleApiError(PicklableError):
     def __init__(self, status: int | None, message: str) -> None:
         super().__init__(f"{status or 'no answer'}: {message}")
         self.status = status

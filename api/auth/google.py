@@ -5,6 +5,11 @@ issuer are verified with google-auth; then the caller is accepted when its email
 when it is a service account whose project is whitelisted, directly or through an ancestor folder or
 organization (Cloud Resource Manager ancestry).
 
+A user (any email but a service account's) must also carry `email_verified: true`: a Google account can
+name an address its holder never proved to own, e.g. one of a whitelisted domain, and only this claim tells
+such an account from the domain's own. Service-account addresses are issued by Google, so their tokens are
+accepted as Styx accepts them, without the claim.
+
 One deliberate difference from Styx: the allowed-audiences check applies to every service-account token,
 also when its email was validated before; Styx consulted its validated-email cache first, so once an account
 had been accepted a token minted for any audience passed.
@@ -114,6 +119,12 @@ def _parsed_header(token: str) -> Mapping[str, Any]:
         raise BadRequest("Failed to parse Authorization token") from error
 
 
+def _email_verified(claims: Mapping[str, Any]) -> bool:
+    """Google's `email_verified` claim; older tokens carried it as the string "true"."""
+    verified = claims.get("email_verified")
+    return verified is True or verified == "true"
+
+
 class GoogleAuthenticator:
     def __init__(
         self,
@@ -165,6 +176,9 @@ class GoogleAuthenticator:
             log.info("Rejected token without an email")
             raise _invalid()
         if email.split("@", 1)[1] in self._domain_whitelist:
+            if not is_service_account(email) and not _email_verified(claims):
+                log.info("Rejected %s: Google has not verified that the account owns this address", email)
+                raise _invalid()
             return email
         if not is_service_account(email):
             log.info("Rejected %s: neither in a whitelisted domain nor a service account", email)

@@ -22,7 +22,7 @@ from datetime import timedelta
 from api.auth.cache import TtlCache
 from api.auth.gcp import GoogleApiError
 from api.auth.groups import GroupResolver, membership, validate_members
-from api.security import Forbidden, Principal, Unauthorized
+from api.security import Forbidden, Principal, Unauthorized, UsageDecision
 from styx_actors.clock import Clock
 from styx_actors.errors import BadRequest, Unavailable
 from styx_actors.settings import Settings
@@ -71,11 +71,8 @@ class UsageRules:
         )
 
 
-@dataclass(frozen=True)
-class UsageDecision:
-    authorized: bool
-    message: str
-    blocklisted: bool = False
+def _unavailable(error: GoogleApiError) -> Unavailable:
+    return Unavailable(f"Service account authorization is unavailable: {error.message}")
 
 
 class ServiceAccountUsageAuthorizer(ABC):
@@ -87,6 +84,11 @@ class ServiceAccountUsageAuthorizer(ABC):
         self._decisions: TtlCache[tuple[str, str], UsageDecision | BadRequest] = TtlCache(
             DECISION_CACHE_SIZE, DECISION_CACHE_TTL, clock
         )
+
+    @property
+    def groups(self) -> GroupResolver:
+        """Where group membership comes from (scheduler administrators use it too, api/auth/admins.py)."""
+        return self._groups
 
     @abstractmethod
     async def project_of(self, service_account: str) -> str:
@@ -110,14 +112,14 @@ class ServiceAccountUsageAuthorizer(ABC):
         cache = "hit" if outcome is not None else "miss"
         if outcome is None:
             try:
-                outcome = await self.decide(principal.email, service_account)
+                outcome = await self._decision(principal.email, service_account)
             except BadRequest as error:
                 outcome = error
             except GoogleApiError as error:
                 log.warning("Authorization failure for service account %s used by %s (enforce: %s): %s",
                             service_account, principal.email, enforce, error)
                 if enforce:
-                    raise Unavailable(f"Service account authorization is unavailable: {error.message}") from error
+                    raise _unavailable(error) from error
                 return
             self._decisions.put(key, outcome)
         if isinstance(outcome, BadRequest):
@@ -129,10 +131,17 @@ class ServiceAccountUsageAuthorizer(ABC):
         log.info("[AUDIT] Principal %s denied use of service account %s in workflow %s (Enforcing: %s, Cache: %s)",
                  principal.email, service_account, workflow_key, enforce, cache)
         if enforce:
-            raise Forbidden(outcome.message)
+            raise Forbidden(outcome.message or "")
 
     async def decide(self, principal: str, service_account: str) -> UsageDecision:
-        """The uncached decision (Styx's `checkServiceAccountUsageAuthorization`)."""
+        """The uncached decision for the status endpoint (Styx's `checkServiceAccountUsageAuthorization`);
+        unreachable Google APIs are a 503 there whatever the enforcement."""
+        try:
+            return await self._decision(principal, service_account)
+        except GoogleApiError as error:
+            raise _unavailable(error) from error
+
+    async def _decision(self, principal: str, service_account: str) -> UsageDecision:
         if await membership(principal, self.rules.blocklist, self._groups) is not None:
             return UsageDecision(False, self.rules.blocklisted_message(principal), blocklisted=True)
         admin = await membership(principal, self.rules.administrators, self._groups)

@@ -1,15 +1,16 @@
 """The global enabled switch (the contract's "Styx Config" group; Styx itself edits it out of band, §8.8).
 
 While disabled, natural triggers and backfills pause and queued instances are sent back to wait (§5.9).
+With authentication on, only scheduler administrators may change it (docs/auth.md).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import API_PREFIX, PrincipalDep, ServicesDep
+from api.deps import API_PREFIX, PrincipalDep, ServicesDep, require_administrator
 from api.payloads import GlobalEnabledPayload
 from styx_actors.errors import BadRequest
 
@@ -25,7 +26,9 @@ async def get_global_enabled(services: ServicesDep) -> GlobalEnabledPayload:
     return _payload((await services.store.get_config()).enabled)
 
 
-@router.post("", response_model=GlobalEnabledPayload)
+@router.post(
+    "", response_model=GlobalEnabledPayload, dependencies=[Depends(require_administrator("change the global config"))]
+)
 async def set_global_enabled(
     services: ServicesDep,
     principal: PrincipalDep,

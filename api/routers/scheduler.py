@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.bounds import instance_errors, refuse_unless_empty, trigger_parameters_errors
 from api.deps import API_PREFIX, PrincipalDep, Services, ServicesDep, authorize_workflow, parse_boolean
 from api.payloads import (
     ENTITY_PAYLOAD,
@@ -50,6 +51,7 @@ def parse_delay(delay: str | None) -> int:
 
 async def _authorize_instance(services: Services, principal: Principal | None, instance: WorkflowInstance) -> None:
     """Commands on an instance need its workflow to exist, and the caller to be allowed to act as it."""
+    refuse_unless_empty(instance_errors(instance))
     found = await services.store.get_workflow(instance.workflow_id)
     if found is None:
         raise NotFound("workflow not found")
@@ -70,6 +72,8 @@ async def trigger(
 ) -> TriggerResponse:
     """Ad-hoc trigger; works on disabled workflows. Echoes the request with the new trigger id."""
     trigger_request = await read_payload(request, TriggerRequest, ENTITY_PAYLOAD)
+    instance = WorkflowInstance(workflow_id=trigger_request.workflow_id, parameter=trigger_request.parameter)
+    refuse_unless_empty(instance_errors(instance) + trigger_parameters_errors(trigger_request.trigger_parameters))
     found = await services.commands.load_workflow(trigger_request.workflow_id)
     if found is not None:
         await authorize_workflow(services, principal, found[0])

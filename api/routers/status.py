@@ -1,4 +1,5 @@
-"""Status: the active instances and the event log of one instance (reference §8.5)."""
+"""Status: the active instances, the event log of one instance, and the service-account usage check
+(reference §8.5)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,22 @@ import asyncio
 import itertools
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import API_PREFIX, ServicesDep
-from api.payloads import ModelResponse, event_payload
+from api.payloads import (
+    ENTITY_PAYLOAD,
+    ModelResponse,
+    ServiceAccountUsageRequest,
+    ServiceAccountUsageResponse,
+    event_payload,
+    json_schema,
+    read_payload,
+    request_body,
+)
 from styx_actors.errors import BadRequest
 from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
+from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, MAX_LOG_TAIL_BYTES
 
 router = APIRouter(prefix=f"{API_PREFIX}/status", tags=["Status"])
 
@@ -48,8 +59,38 @@ async def instance_events(
 
 
 @router.get("/logs/{component_id}/{workflow_id}/{parameter}", responses={404: {"description": "No container"}})
-async def instance_logs(component_id: str, workflow_id: str, parameter: str, services: ServicesDep) -> dict[str, str]:
-    """Output of the instance's latest execution while its container exists (an extension of the contract:
-    containers are removed STYX_CONTAINER_GRACE_PERIOD after they end)."""
-    execution_id, logs = await services.commands.logs(WorkflowInstance.of(component_id, workflow_id, parameter))
+async def instance_logs(
+    component_id: str,
+    workflow_id: str,
+    parameter: str,
+    services: ServicesDep,
+    tail_bytes: Annotated[
+        int, Query(ge=1, le=MAX_LOG_TAIL_BYTES, description="Return only the last this many bytes of the output")
+    ] = DEFAULT_LOG_TAIL_BYTES,
+) -> dict[str, str]:
+    """The end of the output of the instance's latest execution while its container exists (an extension of
+    the contract: containers are removed STYX_CONTAINER_GRACE_PERIOD after they end)."""
+    instance = WorkflowInstance.of(component_id, workflow_id, parameter)
+    execution_id, logs = await services.commands.logs(instance, tail_bytes)
     return {"execution_id": execution_id, "logs": logs}
+
+
+@router.post(
+    "/testServiceAccountUsageAuthorization",
+    response_model=ServiceAccountUsageResponse,
+    openapi_extra=request_body(json_schema(ServiceAccountUsageRequest)),
+)
+async def service_account_usage_authorization(request: Request, services: ServicesDep) -> ServiceAccountUsageResponse:
+    """Whether `principal` may run workflows as `service_account`, decided now by the configured authorizer
+    (uncached, enforced or not): a denial is a 200 too. Lookup errors are 400s (docs/auth.md)."""
+    question = await read_payload(request, ServiceAccountUsageRequest, ENTITY_PAYLOAD)
+    if not question.service_account or not question.principal:
+        raise BadRequest(f"{ENTITY_PAYLOAD.invalid_prefix}service_account and principal cannot be empty")
+    decision = await services.authorizer.decide(question.principal, question.service_account)
+    return ServiceAccountUsageResponse(
+        service_account=question.service_account,
+        principal=question.principal,
+        authorized=decision.authorized,
+        blacklisted=decision.blocklisted,
+        message=decision.message,
+    )

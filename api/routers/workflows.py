@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.bounds import PathId, QueryId
 from api.deps import API_PREFIX, PrincipalDep, ServicesDep, authorize_workflow, parse_boolean
 from api.payloads import (
     WORKFLOW_PAYLOAD,
@@ -36,6 +37,9 @@ from styx_actors.timeutil import parse_instant
 
 router = APIRouter(prefix=f"{API_PREFIX}/workflows", tags=["Workflows"])
 
+# Styx's text for a state patch that is not JSON: without the parser's detail, which Styx gives only when
+# creating a workflow.
+UNPARSABLE_STATE_PATCH = "Invalid payload."
 # Styx's default page: a week of hourly instances.
 DEFAULT_INSTANCES_LIMIT = 168
 # Each listed instance replays its whole event log; bound the work one request can ask for.
@@ -51,7 +55,8 @@ async def _workflow(store: Store, workflow_id: WorkflowId) -> tuple[Workflow, Wo
     return found
 
 
-def _instant_filter(name: str, value: str | None) -> datetime | None:
+def instant_query(name: str, value: str | None) -> datetime | None:
+    """An optional ISO instant given as query parameter `name`."""
     if value is None:
         return None
     try:
@@ -78,8 +83,8 @@ async def list_workflows(
     deployment_time_after: str | None = None,
     full: Annotated[str | None, Query(description="Presence flag: any value returns the states too")] = None,
 ) -> list[WorkflowWithStatePayload] | list[WorkflowPayload]:
-    before = _instant_filter("deployment_time_before", deployment_time_before)
-    after = _instant_filter("deployment_time_after", deployment_time_after)
+    before = instant_query("deployment_time_before", deployment_time_before)
+    after = instant_query("deployment_time_after", deployment_time_after)
     selected = [
         (workflow, state)
         for workflow, state in await services.store.workflows()
@@ -101,7 +106,7 @@ def _deployment_type(config: WorkflowConfiguration) -> str | None:
 
 
 @router.get("/{component_id}", response_model=list[WorkflowPayload])
-async def list_component_workflows(component_id: str, services: ServicesDep) -> list[WorkflowPayload]:
+async def list_component_workflows(component_id: PathId, services: ServicesDep) -> list[WorkflowPayload]:
     return [WorkflowPayload.of(workflow) for workflow, _ in await services.store.workflows(component_id)]
 
 
@@ -112,7 +117,7 @@ async def list_component_workflows(component_id: str, services: ServicesDep) -> 
     responses={400: {"description": "Invalid payload or workflow configuration"}},
 )
 async def save_workflow(
-    component_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    component_id: PathId, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> SavedWorkflowPayload:
     """Create or update; the caller must be allowed to use both the new and the existing service account."""
     config = await read_payload(request, WorkflowConfiguration, WORKFLOW_PAYLOAD)
@@ -126,14 +131,14 @@ async def save_workflow(
 @router.get(
     "/{component_id}/{workflow_id}", response_model=WorkflowPayload, responses={404: {"description": "Not found"}}
 )
-async def get_workflow(component_id: str, workflow_id: str, services: ServicesDep) -> WorkflowPayload:
+async def get_workflow(component_id: PathId, workflow_id: PathId, services: ServicesDep) -> WorkflowPayload:
     workflow, _ = await _workflow(services.store, WorkflowId(component_id=component_id, id=workflow_id))
     return WorkflowPayload.of(workflow)
 
 
 @router.delete("/{component_id}/{workflow_id}", status_code=204, responses={404: {"description": "Not found"}})
 async def delete_workflow(
-    component_id: str, workflow_id: str, services: ServicesDep, principal: PrincipalDep
+    component_id: PathId, workflow_id: PathId, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     workflow, _ = await _workflow(services.store, WorkflowId(component_id=component_id, id=workflow_id))
     await authorize_workflow(services, principal, workflow)
@@ -147,14 +152,14 @@ async def delete_workflow(
     responses={404: {"description": "Not found"}},
 )
 async def get_workflow_with_state(
-    component_id: str, workflow_id: str, services: ServicesDep
+    component_id: PathId, workflow_id: PathId, services: ServicesDep
 ) -> WorkflowWithStatePayload:
     workflow, state = await _workflow(services.store, WorkflowId(component_id=component_id, id=workflow_id))
     return _with_state(workflow, state)
 
 
 @router.get("/{component_id}/{workflow_id}/state", response_model=WorkflowState)
-async def get_workflow_state(component_id: str, workflow_id: str, services: ServicesDep) -> WorkflowState:
+async def get_workflow_state(component_id: PathId, workflow_id: PathId, services: ServicesDep) -> WorkflowState:
     """Styx quirk kept: an unknown workflow has a state too (disabled, no triggers)."""
     found = await services.store.get_workflow(WorkflowId(component_id=component_id, id=workflow_id))
     return found[1] if found is not None else WorkflowState()
@@ -167,7 +172,7 @@ async def get_workflow_state(component_id: str, workflow_id: str, services: Serv
     responses={404: {"description": "Not found"}},
 )
 async def patch_workflow_state(
-    component_id: str, workflow_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    component_id: PathId, workflow_id: PathId, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> WorkflowState:
     """Fields present in the body overwrite the stored ones. Styx's order: payload present, workflow
     exists, caller authorized, payload parses."""
@@ -178,30 +183,45 @@ async def patch_workflow_state(
     if found is None:
         raise NotFound("workflow not found")
     await authorize_workflow(services, principal, found[0])
-    patch = parse_model(parse_json(body, WORKFLOW_PAYLOAD), WorkflowStatePatch, WORKFLOW_PAYLOAD)
+    try:
+        sent = parse_json(body, WORKFLOW_PAYLOAD)
+    except BadRequest:
+        raise BadRequest(UNPARSABLE_STATE_PATCH) from None
+    patch = parse_model(sent, WorkflowStatePatch, WORKFLOW_PAYLOAD)
     return await services.commands.patch_workflow_state(found[0].id, patch)
 
 
 @router.get("/{component_id}/{workflow_id}/instances")
 async def list_instances(
-    component_id: str,
-    workflow_id: str,
+    component_id: PathId,
+    workflow_id: PathId,
     services: ServicesDep,
-    offset: str = "",
-    limit: Annotated[int, Query(ge=0, le=MAX_INSTANCES_LIMIT)] = DEFAULT_INSTANCES_LIMIT,
-    start: str = "",
-    stop: str = "",
+    offset: QueryId = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_INSTANCES_LIMIT,
+            description=f"Default {DEFAULT_INSTANCES_LIMIT}, {MAX_INSTANCES_LIMIT} with start",
+        ),
+    ] = None,
+    start: QueryId = None,
+    stop: QueryId = None,
     tail: Annotated[str | None, Query(description='"true" (any case): the latest `limit` natural periods')] = None,
 ) -> list[dict[str, Any]]:
-    """Execution histories in parameter order, chosen by tail+limit, offset+limit or start/stop (§8.2.3)."""
+    """Execution histories in parameter order, chosen by tail+limit, offset+limit or start/stop+limit
+    (§8.2.3). Styx lists a start/stop range whole; here `limit` bounds it too, by default to its maximum."""
     wf_id = WorkflowId(component_id=component_id, id=workflow_id)
     store = services.store
-    if parse_boolean(tail):
+    by_tail = parse_boolean(tail)
+    if limit is None:
+        limit = MAX_INSTANCES_LIMIT if start and not by_tail else DEFAULT_INSTANCES_LIMIT
+    if by_tail:
         parameters = await _tail_parameters(store, wf_id, limit)
     elif not start:
         parameters = await store.instance_parameters(wf_id, start=offset or None, limit=limit)
     else:
-        parameters = await store.instance_parameters(wf_id, start=start, stop=stop or None)
+        parameters = await store.instance_parameters(wf_id, start=start, stop=stop or None, limit=limit)
 
     async def history(parameter: str) -> dict[str, Any]:
         instance = WorkflowInstance(workflow_id=wf_id, parameter=parameter)
@@ -225,12 +245,14 @@ async def _tail_parameters(store: Store, workflow_id: WorkflowId, limit: int) ->
     except ValueError as exc:  # a patched trigger off the schedule, or a tail before year 1
         raise BadRequest(f"Cannot compute the tail of the workflow: {exc}") from None
     return await store.instance_parameters(
-        workflow_id, start=to_parameter(schedule, tail_start), stop=to_parameter(schedule, next_trigger)
+        workflow_id, start=to_parameter(schedule, tail_start), stop=to_parameter(schedule, next_trigger), limit=limit
     )
 
 
 @router.get("/{component_id}/{workflow_id}/instances/{parameter}", responses={404: {"description": "Not found"}})
-async def get_instance(component_id: str, workflow_id: str, parameter: str, services: ServicesDep) -> dict[str, Any]:
+async def get_instance(
+    component_id: PathId, workflow_id: PathId, parameter: PathId, services: ServicesDep
+) -> dict[str, Any]:
     instance = WorkflowInstance.of(component_id, workflow_id, parameter)
     events = await services.store.events(instance)
     if not events:

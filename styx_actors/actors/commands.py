@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from styx_actors.actors.batching import BatchLoader
@@ -34,7 +35,7 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.runners.base import RunnerError
+from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, RunnerError
 from styx_actors.schedule import (
     ParameterError,
     Schedule,
@@ -89,7 +90,7 @@ class Commands:
         changed schedule/offset; the enabled flag of an existing workflow is kept."""
         now = self._clock.now()
         workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
-        errors = deployment_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        errors = deployment_errors(workflow, *self._validation_limits())
         if errors:
             raise BadRequest(format_errors_bracketed(errors))
         existing = await self._store.get_workflow(workflow.id)
@@ -106,6 +107,10 @@ class Commands:
         await self._store.put_workflow(workflow, state)
         await self._workflow_changed(workflow.id, state)
         return workflow
+
+    def _validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
+        """The settings workflow validation needs: the largest running timeout, the allowed registries."""
+        return self._timeouts.max_running_timeout_for_validation(), self._timeouts.allowed_registries
 
     async def delete_workflow(self, workflow_id: WorkflowId) -> None:
         if not await self._store.delete_workflow(workflow_id):
@@ -136,7 +141,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing execution configuration")
-        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        errors = workflow_errors(workflow, *self._validation_limits())
         if errors:
             raise BadRequest(format_errors_plain(errors))
         schedule = Schedule.parse(workflow.configuration.schedule)
@@ -172,14 +177,15 @@ class Commands:
         except IllegalTransition as exc:
             raise BadRequest(str(exc)) from exc
 
-    async def logs(self, instance: WorkflowInstance) -> tuple[str, str]:
-        """(execution id, output) of the instance's latest execution, while its container exists."""
+    async def logs(self, instance: WorkflowInstance, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> tuple[str, str]:
+        """(execution id, last `tail_bytes` bytes of output) of the instance's latest execution, while its
+        container exists."""
         execution_id = await self._latest_execution_id(instance)
         if execution_id is None:
             raise NotFound("Workflow instance has no execution")
         for runner in self._runners:  # one per node; the container is on one of them
             try:
-                return execution_id, await runner.logs(execution_id)
+                return execution_id, await runner.logs(execution_id, tail_bytes)  # positional: Ray ports forward those
             except RunnerError:
                 continue
         raise NotFound(f"The container of execution {execution_id} no longer exists")
@@ -230,7 +236,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing docker image and flyte execution config")
-        errors = workflow_errors(workflow, self._timeouts.max_running_timeout_for_validation())
+        errors = workflow_errors(workflow, *self._validation_limits())
         if errors:
             raise BadRequest(format_errors_plain(errors))
         if not request.start < request.end:

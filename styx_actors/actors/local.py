@@ -1,22 +1,25 @@
-"""The whole actor system in one process and one event loop (tests and single-process benchmarks).
+"""The whole actor system in one process and one event loop (`STYX_ACTOR_SYSTEM=local`, tests, benchmarks).
 
-The same actor classes run on Ray through cluster/ray_system.py; only the ports differ.
+The same actor classes run on Ray through cluster/ray_system.py; only the ports differ. Both satisfy
+`ActorSystem` (styx_actors/actors/system.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 
 from styx_actors.actors.commands import Commands
+from styx_actors.actors.broker_host import BrokerHost
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.loops import every
+from styx_actors.actors.placement import Sharded, shard_index
 from styx_actors.actors.ports import LocalPort, ShardRouter
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
-from styx_actors.actors.placement import Sharded, shard_index
 from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import Clock
 from styx_actors.runners.base import Runner
@@ -38,11 +41,12 @@ async def load_resource_limits(broker: ResourceBroker, store: Store) -> None:
 class LocalActorSystem:
     store: Store
     shards: list[InstanceShard]
-    broker: ResourceBroker
+    broker: BrokerHost
     scheduler: Scheduler
     commands: Commands
     runner: Runner
     janitor: asyncio.Task[None] | None = None
+    owns_runner: bool = False  # close the runner on stop (the system made it)
 
     @classmethod
     async def start(
@@ -53,13 +57,15 @@ class LocalActorSystem:
         clock: Clock,
         run_scheduler_loops: bool = True,
         rng: random.Random | None = None,
+        owns_runner: bool = False,
     ) -> LocalActorSystem:
         rng = rng or random.Random()
         count = settings.shard_count
         router = ShardRouter([])
         shards: list[InstanceShard] = []
-        broker = ResourceBroker(on_granted=lambda holder, ids: shards[shard_index(holder, count)].granted(holder, ids))
-        await load_resource_limits(broker, store)
+        broker = BrokerHost(on_granted=lambda holder, ids: shards[shard_index(holder, count)].granted(holder, ids))
+        await load_resource_limits(broker.broker, store)
+        broker.expect_reports(Sharded(i, count).name for i in range(count))  # each shard reports as it starts
         scheduler = Scheduler(store, router.trigger, clock, settings)
         shards.extend(
             InstanceShard(Sharded(i, count), store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng)
@@ -74,15 +80,22 @@ class LocalActorSystem:
             await shard.start()
         await scheduler.start(run_loops=run_scheduler_loops)
         janitor = asyncio.create_task(every(CLEANUP_INTERVAL, lambda: clean_up_executions(store, runner), rng))
-        return cls(store, shards, broker, scheduler, commands, runner, janitor)
+        return cls(store, shards, broker, scheduler, commands, runner, janitor, owns_runner)
+
+    async def tick(self) -> int:
+        return await self.scheduler.tick()
+
+    async def active_count(self) -> int:
+        return sum(shard.active_count() for shard in self.shards)
 
     async def stop(self) -> None:
-        """Stop every loop; the store and runner stay open (their owner closes them)."""
+        """Stop every loop; the store stays open, and so does the runner unless the system made it."""
         if self.janitor is not None:
             self.janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.janitor
         await self.scheduler.stop()
         for shard in self.shards:
             await shard.stop()
-
-    def active_count(self) -> int:
-        return sum(shard.active_count() for shard in self.shards)
+        if self.owns_runner:
+            await self.runner.close()

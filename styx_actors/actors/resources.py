@@ -5,15 +5,24 @@ of an instance's resources is a single step: all-or-nothing, in sorted order, wi
 two-phase protocol between Ray actors. Waiters queue fairly: within a workflow the oldest parameter first,
 across workflows round-robin. A release wakes the next waiters; nothing polls.
 
-Counters are never a second source of truth: after a restart the shards report the holders they have in
-consuming states (`restore`), rebuilding the counters from the instance snapshots.
+Counters are never a second source of truth: after a restart the hosts of the instances (shards) report the
+holders they have in consuming states (`restore_holders`), rebuilding the counters from the instance snapshots.
+Until every host has reported, a restarted broker's counters lack permits that running instances hold, so it
+*recovers* first (`begin_recovery`): it answers no acquire (`Deferred`; neither granted nor refused) until each
+host has reported or the deadline passed (`expire`), then answers the deferred acquires in its usual order. A
+report that comes after that (a host that did not answer in time) still restores its holders, even past a limit:
+they run already. The resource then grants nothing until its holders are back under the limit, and
+`restore_holders` returns the resources it pushed past their limit so that the caller says so.
+
+Pure logic: no I/O and no clock of its own (deadlines are numbers of the caller's clock). The actor around it,
+which holds the deferred calls and keeps the time, is styx_actors/actors/broker_host.py.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 GLOBAL_RESOURCE_ID = "GLOBAL_STYX_CLUSTER"
@@ -49,7 +58,17 @@ class Missing:
     resource_ids: tuple[str, ...]
 
 
-AcquireResult = Granted | Waiting | Missing
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """Not answered yet: the broker is recovering; the answer comes through `on_answered`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """The answer to a deferred acquire whose holder was released meanwhile: it no longer asks."""
+
+
+AcquireResult = Granted | Waiting | Missing | Deferred | Withdrawn
 
 
 @dataclass(order=True)
@@ -57,6 +76,25 @@ class _Waiter:
     parameter: str
     holder: str = field(compare=False)
     resource_ids: tuple[str, ...] = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    workflow_key: str
+    parameter: str
+    resource_ids: tuple[str, ...]
+
+
+@dataclass
+class _Recovery:
+    awaited_hosts: set[str]
+    deadline_millis: int
+    # holder -> its latest request, in the order of its first one
+    deferred: OrderedDict[str, _Request] = field(default_factory=OrderedDict)
+
+
+def _ignore_answer(holder: str, result: AcquireResult) -> None:
+    """The default `on_answered`: a broker that never recovers never defers."""
 
 
 def limit_reached_message(depleted: Iterable[str]) -> str:
@@ -71,11 +109,18 @@ class ResourceBroker:
     """Hosts the resource counters and their wait queues.
 
     `on_granted(holder, resource_ids)` is called for every waiter that is granted later, after a release or
-    a raised limit; an immediate grant is the return value of `acquire` instead.
+    a raised limit; an immediate grant is the return value of `acquire` instead. `on_answered(holder, result)`
+    answers an acquire that returned `Deferred` (recovery ended, or its holder was released meanwhile).
     """
 
-    def __init__(self, on_granted: Callable[[str, tuple[str, ...]], None]) -> None:
+    def __init__(
+        self,
+        on_granted: Callable[[str, tuple[str, ...]], None],
+        on_answered: Callable[[str, AcquireResult], None] = _ignore_answer,
+    ) -> None:
         self._on_granted = on_granted
+        self._on_answered = on_answered
+        self._recovery: _Recovery | None = None
         self._counters: dict[str, ResourceCounter] = {}
         # workflow key -> min-heap of waiters (oldest parameter first); OrderedDict order = round-robin turn
         self._queues: OrderedDict[str, list[_Waiter]] = OrderedDict()
@@ -116,9 +161,11 @@ class ResourceBroker:
     # -- acquisition ----------------------------------------------------------------------------------------
 
     def acquire(self, holder: str, workflow_key: str, parameter: str, resource_ids: Iterable[str]) -> AcquireResult:
-        ids = tuple(sorted(set(resource_ids)))
-        if self.uses_global() and GLOBAL_RESOURCE_ID not in ids:
-            ids = tuple(sorted((*ids, GLOBAL_RESOURCE_ID)))
+        if self._recovery is not None:
+            # Resolved when recovery ends: the global resource or the referenced ones may change meanwhile.
+            self._recovery.deferred[holder] = _Request(workflow_key, parameter, tuple(sorted(set(resource_ids))))
+            return Deferred()
+        ids = self._with_global(resource_ids)
         missing = tuple(rid for rid in ids if rid not in self._counters)
         if missing:
             self.cancel(holder)
@@ -145,6 +192,8 @@ class ResourceBroker:
 
     def cancel(self, holder: str) -> None:
         """Forget a waiter (halted or retried while queued)."""
+        if self._recovery is not None and self._recovery.deferred.pop(holder, None) is not None:
+            self._on_answered(holder, Withdrawn())
         waiting = self._waiting.pop(holder, None)
         if waiting is None:
             return
@@ -155,12 +204,49 @@ class ResourceBroker:
         if not queue:
             self._queues.pop(workflow_key, None)
 
-    def restore(self, holder: str, resource_ids: Iterable[str]) -> None:
-        """Re-register a holder found in a consuming state after a restart (may exceed a lowered limit)."""
-        for rid in resource_ids:
-            counter = self._counters.get(rid)
-            if counter is not None:
+    # -- recovery -------------------------------------------------------------------------------------------
+
+    def begin_recovery(self, hosts: Iterable[str], deadline_millis: int) -> None:
+        """Defer every acquire until each of `hosts` has reported its holders (`restore_holders`), or until
+        `expire` is called at or after `deadline_millis`. No hosts: nothing to wait for."""
+        awaited = set(hosts)
+        if awaited:
+            self._recovery = _Recovery(awaited, deadline_millis)
+
+    def awaited_hosts(self) -> tuple[str, ...]:
+        """The hosts whose report a recovering broker still waits for (none once it has recovered)."""
+        return tuple(sorted(self._recovery.awaited_hosts)) if self._recovery else ()
+
+    def restore_holders(self, host: str, holders: Mapping[str, Iterable[str]]) -> dict[str, tuple[int, int]]:
+        """Re-register the holders `host` has in consuming states (holder -> resource ids), after a restart of
+        the host or of the broker; a recovering broker that has now heard from every host answers its deferred
+        acquires. Returns the resources this pushed past their limit, as (holders, limit): a limit lowered
+        before the restart, or a report that came after recovery ended. Those holders run already, so they are
+        counted all the same; the resource grants nothing until its holders are below the limit again."""
+        over_limit: dict[str, tuple[int, int]] = {}
+        for holder, resource_ids in holders.items():
+            for rid in resource_ids:
+                counter = self._counters.get(rid)
+                if counter is None or holder in counter.holders:
+                    continue
                 counter.holders.add(holder)
+                if len(counter.holders) > counter.limit:
+                    over_limit[rid] = (len(counter.holders), counter.limit)
+        if self._recovery is not None:
+            self._recovery.awaited_hosts.discard(host)
+            if not self._recovery.awaited_hosts:
+                self._end_recovery()
+        return over_limit
+
+    def expire(self, now_millis: int) -> tuple[str, ...]:
+        """At or past the recovery deadline, stop waiting: answer the deferred acquires with the holders known
+        so far. Returns the hosts that had not reported (their reports, should they come, still count)."""
+        recovery = self._recovery
+        if recovery is None or now_millis < recovery.deadline_millis:
+            return ()
+        silent = tuple(sorted(recovery.awaited_hosts))
+        self._end_recovery()
+        return silent
 
     # -- introspection --------------------------------------------------------------------------------------
 
@@ -173,9 +259,44 @@ class ResourceBroker:
         return set(counter.holders) if counter else set()
 
     def waiting_count(self) -> int:
-        return len(self._waiting)
+        """Waiters in the queues, and acquires deferred while recovering."""
+        return len(self._waiting) + (len(self._recovery.deferred) if self._recovery else 0)
 
     # -- internals ------------------------------------------------------------------------------------------
+
+    def _with_global(self, resource_ids: Iterable[str]) -> tuple[str, ...]:
+        ids = set(resource_ids)
+        if self.uses_global():
+            ids.add(GLOBAL_RESOURCE_ID)
+        return tuple(sorted(ids))
+
+    def _end_recovery(self) -> None:
+        """Answer the deferred acquires as if they had all come now, granting in the queues' usual order
+        (oldest parameter first within a workflow, round-robin across workflows), not in order of arrival."""
+        assert self._recovery is not None
+        deferred = self._recovery.deferred
+        self._recovery = None
+        answers: dict[str, AcquireResult] = {}
+        for holder, request in deferred.items():
+            ids = self._with_global(request.resource_ids)
+            missing = tuple(rid for rid in ids if rid not in self._counters)
+            if missing:
+                self.cancel(holder)
+                answers[holder] = Missing(missing)
+            elif all(holder in self._counters[rid].holders for rid in ids):
+                answers[holder] = Granted(ids)  # restored meanwhile: a retried call of a holder
+            else:
+                self._enqueue(holder, request.workflow_key, request.parameter, ids)
+        for holder, ids in self._grant_waiters():
+            if holder in deferred:
+                answers[holder] = Granted(ids)  # an immediate grant: the answer to its acquire
+            else:
+                self._on_granted(holder, ids)
+        for holder in deferred:
+            if holder not in answers:
+                ids = self._waiting[holder][1]
+                answers[holder] = Waiting(self._depleted(holder, ids) or ids)
+            self._on_answered(holder, answers[holder])
 
     def _depleted(self, holder: str, ids: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(
@@ -200,7 +321,14 @@ class ResourceBroker:
         self._waiting[holder] = (workflow_key, ids)
 
     def _wake(self) -> None:
-        """Grant waiters round-robin across workflows until a full round grants nothing."""
+        if self._recovery is not None:
+            return  # the counters are not complete yet: nothing is granted before recovery ends
+        for holder, ids in self._grant_waiters():
+            self._on_granted(holder, ids)
+
+    def _grant_waiters(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Grant waiters round-robin across workflows until a full round grants nothing; the grants in order."""
+        grants: list[tuple[str, tuple[str, ...]]] = []
         progress = True
         while progress and self._queues:
             progress = False
@@ -220,5 +348,6 @@ class ResourceBroker:
                 self._queues.move_to_end(workflow_key)
                 if not queue:
                     del self._queues[workflow_key]
-                self._on_granted(head.holder, head.resource_ids)
+                grants.append((head.holder, head.resource_ids))
                 progress = True
+        return grants

@@ -68,7 +68,7 @@ class AlreadyActive(Exception):
 class ResourcesPort(Protocol):
     async def acquire(self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]) -> AcquireResult: ...
     async def release(self, holder: str) -> None: ...
-    async def restore(self, holder: str, resource_ids: list[str]) -> None: ...
+    async def restore_holders(self, host: str, holders: dict[str, list[str]]) -> None: ...
 
 
 # (instance, trigger id, final state) of every instance that reached DONE or ERROR
@@ -210,13 +210,16 @@ class InstanceShard:
             self._background(self._resources.release(holder))
 
     async def report_holders(self) -> None:
-        """Tell the resource broker which permits this shard's instances hold, and queue the instances that
-        waited at it again (after the broker restarted: its wait queue is gone)."""
-        for actor in list(self._actors.values()):
-            state = actor.state
-            if state.state.consumes_resources and state.data.resource_ids:
-                self._broker_holders.add(actor.key)
-                await self._resources.restore(actor.key, list(state.data.resource_ids))
+        """Tell the resource broker which permits this shard's instances hold, in one report (a restarted
+        broker grants nothing until every host has reported), and queue the instances that waited at it
+        again (after the broker restarted: its wait queue is gone)."""
+        holders = {
+            actor.key: list(actor.state.data.resource_ids)
+            for actor in self._actors.values()
+            if actor.state.state.consumes_resources and actor.state.data.resource_ids
+        }
+        self._broker_holders.update(holders)
+        await self._resources.restore_holders(self.placement.name, holders)
         self.requeue_waiters()
 
     def set_global_config(self, config: GlobalConfig) -> None:

@@ -1,4 +1,5 @@
-"""The `styx` command line client of the v3 API (reference §11), plus `styx serve` to run the service.
+"""The `styx` command line client of the v3 API (reference §11). The `styx` script itself is
+styx_server/cli.py, which adds `styx serve` (the service) to these commands.
 
     styx [-H HOST] [--json | -p] [--debug] COMMAND ...
 
@@ -12,10 +13,11 @@ import argparse
 import logging
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 
-from styx_actors.cli import backfills, instances, resources, serve, workflows
+from styx_actors.cli import auth, backfills, instances, resources, workflows
 from styx_actors.cli.client import DEFAULT_HOST, HOST_ENV
-from styx_actors.cli.context import Context
+from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import CliError, ExitStatus
 from styx_actors.cli.output import make_output
 from styx_actors.cli.version import VERSION_TEXT
@@ -47,7 +49,11 @@ def _global_options(with_host: bool) -> argparse.ArgumentParser:
     return options
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Registers commands that take the global options without -H/--host (`styx serve --host` is where to listen).
+HostlessCommands = Callable[[CommandParsers, argparse.ArgumentParser], None]
+
+
+def build_parser(hostless_commands: Sequence[HostlessCommands] = ()) -> argparse.ArgumentParser:
     common = _global_options(with_host=True)
     parser = argparse.ArgumentParser(
         prog="styx",
@@ -60,13 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     backfills.register(commands, common)
     resources.register(commands, common)
     workflows.register(commands, common)
-    serve.register(commands, common, without_host=_global_options(with_host=False))
+    auth.register(commands, common)
+    version = commands.add_parser("version", parents=[common], help="print the CLI's version")
+    version.set_defaults(handler=lambda args, ctx: ctx.output.message(VERSION_TEXT))
+    for register in hostless_commands:
+        register(commands, _global_options(with_host=False))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, hostless_commands: Sequence[HostlessCommands] = ()) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = build_parser(hostless_commands)
     if not arguments:
         parser.print_help()
         return ExitStatus.SUCCESS

@@ -1,4 +1,4 @@
-"""`python -m styx_actors.cli`: the same as the `styx` script."""
+"""`python -m styx_actors.cli`: the API client's commands (`python -m styx_server.cli` adds `serve`)."""
 
 import sys
 

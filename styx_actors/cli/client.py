@@ -2,7 +2,8 @@
 
 Every call goes to `<host>/api/v3/...` with `User-Agent: Styx Client <version>`, a fresh
 `X-Styx-Request-Id` and, when this machine has Google credentials, `Authorization: Bearer <ID token>` whose
-audience is the host (reference §11.1).
+audience is the host (reference §11.1). The token travels only where no one else can read it: over https,
+or to a loopback address. To plain http elsewhere requests go without it, and the CLI says so (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from styx_actors.cli.credentials import id_token
+from styx_actors.cli.credentials import credentials_available, id_token
 from styx_actors.cli.errors import ApiError, ArgumentError, AuthError, ClientError
 from styx_actors.cli.version import VERSION
 
@@ -42,6 +44,20 @@ def is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(hostname).is_loopback
     except ValueError:
         return False
+
+
+def token_stays_private(host: str) -> bool:
+    """May a bearer token be sent to `host`? Only encrypted (https) or without leaving this machine
+    (loopback): over plain http anyone on the path could replay it for as long as it is valid."""
+    parts = urlsplit(host)
+    return parts.scheme == "https" or is_loopback(parts.hostname or "")
+
+
+def _withheld_token_notice(host: str) -> str:
+    return (
+        f"Your Google ID token was not sent to {host}: plain http to another machine would expose it. "
+        "Use the service's https:// address to authenticate."
+    )
 
 
 def api_path(*segments: str) -> str:
@@ -70,11 +86,15 @@ def resolve_host(option: str | None) -> str:
 class StyxClient:
     """Synchronous calls to one Styx API; each returns the decoded JSON body (None when empty)."""
 
-    def __init__(self, host: str, token_source: TokenSource = id_token) -> None:
+    def __init__(
+        self, host: str, token_source: TokenSource = id_token, has_credentials: Callable[[], bool] = credentials_available
+    ) -> None:
         self.host = host
         self._token_source = token_source
+        self._has_credentials = has_credentials
         self._authorization: str | None = None
         self._token_looked_up = False
+        self._token_withheld = False
         self._http = httpx.Client(
             base_url=host + API_PATH, timeout=TIMEOUT, headers={"User-Agent": f"Styx Client {VERSION}"}
         )
@@ -117,8 +137,12 @@ class StyxClient:
 
     def _authorization_header(self) -> str | None:
         if not self._token_looked_up:
-            token = self._token_source(self.host)
-            self._authorization = f"Bearer {token}" if token else None
+            if token_stays_private(self.host):
+                token = self._token_source(self.host)
+                self._authorization = f"Bearer {token}" if token else None
+            elif self._has_credentials():
+                self._token_withheld = True
+                print(f"Warning: {_withheld_token_notice(self.host)}", file=sys.stderr)
             self._token_looked_up = True
         return self._authorization
 
@@ -142,6 +166,10 @@ class StyxClient:
         answered_id = response.headers.get(REQUEST_ID_HEADER, request_id)
         message = _error_message(response)
         if response.status_code == 401:
+            if self._token_withheld:  # credentials exist: say why they were not used, not how to log in
+                error = AuthError(response.status_code, message, answered_id, token_sent=True)
+                error.message += "\n" + _withheld_token_notice(self.host)
+                raise error
             raise AuthError(response.status_code, message, answered_id, token_sent)
         raise ApiError(response.status_code, message, answered_id)
 

@@ -42,6 +42,12 @@ def id_token(audience: str) -> str | None:
         raise ClientError(f"could not get a Google ID token: {exc}") from exc
 
 
+def credentials_available() -> bool:
+    """Would `id_token` find credentials? Asked without any request, for a host the token may not go to."""
+    key_file = _credentials_file()
+    return (key_file is not None and key_file.is_file()) or _on_google_cloud()
+
+
 def _credentials_file() -> Path | None:
     from google.auth import _cloud_sdk  # gcloud's well-known path, which differs per OS
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from styx_actors.errors import PicklableError
+
 
 class ExitStatus(enum.IntEnum):
     SUCCESS = 0
@@ -15,7 +17,7 @@ class ExitStatus(enum.IntEnum):
     INPUT_ERROR = 6  # a workflow file that cannot be read as workflow configurations
 
 
-class CliError(Exception):
+class CliError(PicklableError):
     """Ends the command: `message` (if any) goes to stderr and the process exits with `status`."""
 
     status = ExitStatus.UNKNOWN_ERROR

@@ -21,8 +21,12 @@ from styx_actors.execution import substitute_parameter
 from styx_actors.model import RunState, State, Trigger, WorkflowInstance
 
 TERMINATION_LOG_PATH = "/dev/termination-log"
-# Kubernetes keeps at most 4096 bytes of a termination message; read no more than that.
+# Kubernetes keeps at most 4096 bytes of a termination message. A longer log is no message at all: it is
+# never read whole (a job may write gigabytes there), and its first 4096 bytes would not be its JSON.
 TERMINATION_MESSAGE_LIMIT = 4096
+# What `Runner.logs` returns: the last bytes of the output (the API's `tail_bytes`, within these bounds).
+DEFAULT_LOG_TAIL_BYTES = 1 << 20
+MAX_LOG_TAIL_BYTES = 16 << 20
 NO_CONTAINER_MESSAGE = "No container associated with this instance"
 
 
@@ -220,8 +224,9 @@ class Runner(Protocol):
     def watch(self, listener: StatusListener) -> None:
         """Push status changes to `listener`, called on the event loop that called watch()."""
 
-    async def logs(self, execution_id: str) -> str:
-        """The execution's output while it still exists. Raises RunnerError when it is gone."""
+    async def logs(self, execution_id: str, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> str:
+        """The last `tail_bytes` bytes of the execution's output (stdout and stderr, as UTF-8) while it still
+        exists. Raises RunnerError when it is gone."""
 
     async def cleanup(self, wanted_execution_ids: set[str]) -> None:
         """Remove what finished executions left behind, except those still wanted, after a grace period."""

@@ -7,31 +7,39 @@
   reconciling the full picture on every connect) and `owned_executions()` for a periodic reconcile.
 - docker-py is synchronous: every call runs in a thread of this runner's own pool, bounded by the
   client's per-request timeout (settings.docker_call_timeout), so one stuck call never blocks the others.
+- Containers get the least they need (docs/runner.md, "Limits and security defaults"): memory, pids and
+  log limits, dropped capabilities, no-new-privileges, optionally a read-only root; images only from the
+  allowed registries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import struct
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
 
 import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound as EngineNotFound
-from docker.types import Mount
+from docker.types import LogConfig, Mount
 from docker.types.daemon import CancellableStream
 from docker.utils import kwargs_from_env
 
 from styx_actors.clock import Clock, SystemClock
-from styx_actors.docker_image import InvalidImageReference
+from styx_actors.docker_image import InvalidImageReference, disallowed_registry
 from styx_actors.runners.base import (
+    DEFAULT_LOG_TAIL_BYTES,
     TERMINATION_LOG_PATH,
     TERMINATION_MESSAGE_LIMIT,
     ExecutionStatus,
@@ -70,6 +78,9 @@ _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _MAX_PARALLEL_CALLS = 16
 _RUNNING_STATES = frozenset({"running", "paused", "restarting"})
 _WATCH_RETRY_MAX_SECONDS = 5.0
+# Docker's multiplexed stream: each frame is a header (stream, 3 zero bytes, big-endian length), then data.
+_FRAME_HEADER = struct.Struct(">BxxxL")
+_READ_SIZE = 64 * 1024  # frames are read in pieces of at most this: a frame's length bounds nothing
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,7 @@ class DockerRunner:
         if settings.docker_host:
             self._client_kwargs["base_url"] = settings.docker_host
         self.engine_url: str = self._client_kwargs.get("base_url") or DEFAULT_ENGINE_URL
-        self._termination_logs = settings.data_dir / "termination-logs"
+        self._termination_logs = settings.termination_log_dir or settings.data_dir / "termination-logs"
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=_MAX_PARALLEL_CALLS, thread_name_prefix="docker-runner")
@@ -130,8 +141,10 @@ class DockerRunner:
             self._watcher = threading.Thread(target=self._watch_events, name="docker-runner-events", daemon=True)
             self._watcher.start()
 
-    async def logs(self, execution_id: str) -> str:
-        return await self._call(self._logs_sync, execution_id)
+    async def logs(self, execution_id: str, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> str:
+        if tail_bytes < 1:
+            raise ValueError(f"tail_bytes must be at least 1, not {tail_bytes}")
+        return await self._call(self._logs_sync, execution_id, tail_bytes)
 
     async def cleanup(self, wanted_execution_ids: set[str]) -> None:
         """Remove containers nothing wants any more, once they are older than the grace period.
@@ -212,6 +225,11 @@ class DockerRunner:
             image = spec.image_reference
         except InvalidImageReference as exc:
             raise RunnerError(f"Invalid image name {spec.image}: {', '.join(exc.reasons)}") from None
+        # Also checked when workflows are saved and triggered; here for those stored before the list was set.
+        registry = disallowed_registry(image, self._settings.allowed_registries)
+        if registry is not None:
+            allowed = ", ".join(self._settings.allowed_registries)
+            raise RunnerError(f"Image registry {registry} is not allowed (allowed: {allowed}): {image}")
         try:
             await self._call(self._create_and_start, spec, image)
             return
@@ -301,11 +319,22 @@ class DockerRunner:
     def _host_config(self, api: docker.APIClient, log_file: Path) -> dict[str, Any]:
         settings = self._settings
         cpus = settings.container_cpu_limit
+        read_only = settings.container_read_only_root
         return api.create_host_config(
             mounts=[Mount(target=TERMINATION_LOG_PATH, source=str(log_file), type="bind")],
             mem_limit=settings.container_memory_limit,
             memswap_limit=settings.container_memory_limit,  # the limit includes swap: exceeding it is an OOM kill
             nano_cpus=int(cpus * 1e9) if cpus else None,
+            pids_limit=settings.container_pids_limit or None,
+            # json-file whatever the engine's default driver: `logs` needs a driver it can read back.
+            log_config=LogConfig(
+                type=LogConfig.types.JSON,
+                config={"max-size": settings.container_log_max_size, "max-file": str(settings.container_log_max_files)},
+            ),
+            cap_drop=settings.container_cap_drop or None,
+            read_only=read_only,
+            # Executable (jobs unpack native libraries there), writable by any user, bounded.
+            tmpfs={"/tmp": f"rw,nosuid,nodev,mode=1777,size={settings.container_tmp_size}"} if read_only else None,
             network_mode=settings.container_network,
             security_opt=["no-new-privileges"],
             privileged=False,
@@ -337,7 +366,8 @@ class DockerRunner:
         if status in _RUNNING_STATES:
             return Running()
         logging_on = (info["Config"].get("Labels") or {}).get(LABEL_TERMINATION_LOGGING) == "true"
-        message = self._read_termination_log(execution_id) if logging_on else None
+        # Read with logging off too, so that an oversized log is emptied as soon as the job cannot write it.
+        message = self._read_termination_log(execution_id)
         exit_code = termination_exit_code(state.get("ExitCode"), logging_on, message)
         return Exited(exit_code=exit_code, oom=bool(state.get("OOMKilled")))
 
@@ -359,14 +389,26 @@ class DockerRunner:
                 owned.append(_OwnedContainer(execution_id, status, created_at, finished_at))
         return owned
 
-    def _logs_sync(self, execution_id: str) -> str:
+    def _logs_sync(self, execution_id: str, tail_bytes: int) -> str:
+        """The last `tail_bytes` bytes of the output, streamed: never more than about that much in memory.
+
+        Docker's `tail` counts lines, and every line holds at least one byte, so the last `tail_bytes` lines
+        hold the last `tail_bytes` bytes: asking for them bounds the transfer without losing any. docker-py's
+        own stream would lift the socket timeout, so the request is made here, bounded like every call.
+        """
         api = self._client()
         if self._inspect_owned(api, execution_id) is None:
             raise RunnerError(f"No container for execution {execution_id}")
-        try:
-            return api.logs(execution_id, stdout=True, stderr=True).decode("utf-8", errors="replace")
-        except EngineNotFound:
-            raise RunnerError(f"No container for execution {execution_id}") from None
+        url = f"{api.base_url}/v{api.api_version}/containers/{quote(execution_id)}/logs"
+        params = {"stdout": 1, "stderr": 1, "tail": tail_bytes}
+        with api.get(url, params=params, stream=True, timeout=api.timeout) as response:
+            if response.status_code == 404:
+                raise RunnerError(f"No container for execution {execution_id}")
+            response.raise_for_status()
+            tail = _Tail(tail_bytes)
+            for piece in _frame_payloads(response.raw):
+                tail.add(piece)
+        return tail.text()
 
     # -- stop and removal -----------------------------------------------------------------------------------
 
@@ -397,11 +439,29 @@ class DockerRunner:
         return self._termination_logs / execution_id
 
     def _read_termination_log(self, execution_id: str) -> str | None:
+        """The termination message of an execution that ended; None when there is none.
+
+        A log over TERMINATION_MESSAGE_LIMIT bytes is no message: it is not read (only its first bytes, to
+        tell), but emptied with a warning, so that it takes no disk space until the container is removed
+        and reads as absent ever after. Only called once the job can no longer write it.
+        """
+        path = self._termination_log(execution_id)
         try:
-            with self._termination_log(execution_id).open("rb") as file:
-                return file.read(TERMINATION_MESSAGE_LIMIT).decode("utf-8", errors="replace")
+            with path.open("rb+") as file:
+                message = file.read(TERMINATION_MESSAGE_LIMIT + 1)
+                if len(message) <= TERMINATION_MESSAGE_LIMIT:
+                    return message.decode("utf-8", errors="replace")
+                size = os.fstat(file.fileno()).st_size
+                file.truncate(0)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise RunnerError(f"Cannot read the termination log {path}: {exc}") from None
+        log.warning(
+            "Termination log of %s ignored and emptied: %d bytes, more than the %d a message may have",
+            execution_id, size, TERMINATION_MESSAGE_LIMIT,
+        )
+        return None
 
     # -- event stream ---------------------------------------------------------------------------------------
 
@@ -447,6 +507,59 @@ class DockerRunner:
             self._listeners.forget(execution_id)
         else:
             self._listeners.publish(execution_id, self._status_sync(execution_id))
+
+
+class _Tail:
+    """The last `limit` bytes of what is added, holding little more than that."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pieces: deque[bytes] = deque()
+        self._size = 0
+        self._dropped = False
+
+    def add(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+        self._size += len(piece)
+        while self._size - len(self._pieces[0]) >= self._limit:
+            self._size -= len(self._pieces.popleft())
+            self._dropped = True
+
+    def text(self) -> str:
+        data = b"".join(self._pieces)
+        cut = self._dropped or len(data) > self._limit
+        data = data[-self._limit :]
+        if cut:  # the cut may fall inside a character (continuation bytes are 10xxxxxx): start at the next one
+            start = 0
+            while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
+                start += 1
+            data = data[start:]
+        return data.decode("utf-8", errors="replace")
+
+
+def _frame_payloads(stream: BinaryIO) -> Iterator[bytes]:
+    """The data of Docker's multiplexed stdout/stderr frames, in pieces of at most _READ_SIZE bytes."""
+    while header := _read_exactly(stream, _FRAME_HEADER.size):
+        if len(header) < _FRAME_HEADER.size:
+            return  # cut short: what came before stands
+        _, remaining = _FRAME_HEADER.unpack(header)
+        while remaining:
+            piece = _read_exactly(stream, min(remaining, _READ_SIZE))
+            if not piece:
+                return
+            remaining -= len(piece)
+            yield piece
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    """`size` bytes, fewer only at the end of the stream."""
+    data = stream.read(size)
+    while data and len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 _FRACTION = re.compile(r"\.(\d+)")

@@ -7,6 +7,7 @@ it to run workflows.
 from __future__ import annotations
 
 from styx_actors.runners.base import (
+    DEFAULT_LOG_TAIL_BYTES,
     ExecutionStatus,
     Exited,
     NotFound,
@@ -44,7 +45,7 @@ class NoopRunner:
     def watch(self, listener: StatusListener) -> None:
         self._listeners.add(listener)
 
-    async def logs(self, execution_id: str) -> str:
+    async def logs(self, execution_id: str, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> str:
         if execution_id not in self._executions:
             raise RunnerError(f"No container for execution {execution_id}")
         return ""

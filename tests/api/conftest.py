@@ -1,8 +1,16 @@
-"""Fixtures for the API tests: the app over a LocalActorSystem on a real store, called through httpx.
+"""Fixtures for the API tests: the app over an actor system on a real store, called through httpx.
+
+Every test that uses `api` or `start_api` runs twice, over both actor systems (`system` parameter): `local`
+(every actor in the test's event loop) and `ray` (named actors on the session's local Ray, in other
+processes, over the same SQLite file), the way the store suite runs over both stores. The ray variant
+proves what a client of `styx serve` sees: exceptions, serialisation and process boundaries of Ray. The
+front end's clock is the test's ManualClock on both; the actors on Ray keep the system clock, so a test
+that needs to move the actors' time marks itself `local_only`.
 
 The noop runner serves tests whose outcome does not depend on a container (shapes, states, errors); the
 end-to-end test runs real containers. Instances that must stay active use a workflow whose resource has
-concurrency 0: they wait in QUEUED, deterministically, until halted.
+concurrency 0: they wait in QUEUED, deterministically, until halted. The scheduler's loops are as good as
+off (hour-long ticks): tests drive them with `api.tick()`.
 """
 
 from __future__ import annotations
@@ -11,22 +19,24 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from styx_actors.clock import ManualClock
 from styx_actors.events import event_from_json
 from styx_actors.model import WorkflowId, WorkflowInstance
-from styx_actors.runners import make_runner
-from styx_actors.service import OPEN_ACCESS, AuthChoice, LocalService, create_local_service
 from styx_actors.settings import Settings
+from styx_actors.timeutil import UTC
 from styx_actors.store.base import Store
 from styx_actors.store.redis import RedisStore
 from styx_actors.store.sqlite import SqliteStore
+from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
+from styx_server.service import Service, start_service
 from tests.conftest import wait_until
 
 API = "/api/v3"
@@ -36,11 +46,20 @@ IMAGE = "styx-canary-dummy:dummy"
 BLOCKER = "blocker"  # a resource of concurrency 0: instances using it stay QUEUED
 
 
+SYSTEMS = ["local", "ray"]
+
+
 def api_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
+        "store": f"sqlite:///{data_dir / 'styx.db'}",
+        "actor_system": "local",
+        "allowed_hosts": ["styx.test"],  # the test client's base URL (the Host check, docs/security.md)
+        "ray_namespace": f"styx-api-{uuid.uuid4().hex[:8]}",
         "shard_count": 2,
         "runner": "noop",
+        "trigger_tick_interval": timedelta(hours=1),
+        "backfill_tick_interval": timedelta(hours=1),
         "state_manager_tick_interval": timedelta(seconds=1),
         "workflow_cache_ttl": timedelta(seconds=0),
         "docker_installation_id": f"styx-api-test-{uuid.uuid4().hex[:8]}",
@@ -77,9 +96,13 @@ class Api:
     """One running app: its HTTP client, its actors and store, and the clock they share."""
 
     client: httpx.AsyncClient
-    service: LocalService
+    service: Service
     store: Store
     clock: ManualClock
+
+    async def tick(self) -> int:
+        """One scheduler round now: natural triggers and backfills."""
+        return await self.service.system.tick()
 
     async def create_workflow(self, component: str = COMPONENT, **config: Any) -> dict[str, Any]:
         response = await self.client.post(f"{API}/workflows/{component}", json=workflow_config(**config))
@@ -137,25 +160,68 @@ class Api:
 StartApi = Callable[..., Awaitable[Api]]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked `local_only` is not collected over Ray at all."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        over_ray = callspec is not None and "ray" in (callspec.params.get("system"), callspec.params.get("shared_api"))
+        (dropped if over_ray and item.get_closest_marker("local_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=SYSTEMS)
+def system(request: pytest.FixtureRequest) -> str:
+    """Which actor system the test's apps run over (tests/conftest.py starts Ray once per session)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_runtime")
+    return str(request.param)
+
+
+async def open_api(settings: Settings, store: Store, clock: ManualClock, auth: AuthChoice = OPEN_ACCESS) -> Api:
+    service = await start_service(settings, store, clock, auth)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://styx.test")
+    return Api(client=client, service=service, store=store, clock=clock)
+
+
+async def close_api(api: Api) -> None:
+    await api.client.aclose()
+    await api.service.stop()
+
+
 @pytest.fixture
-async def start_api(store: Store, clock: ManualClock, tmp_path: Path) -> AsyncIterator[StartApi]:
-    """Start apps over the test's store (stopped at the end of the test)."""
-    started: list[tuple[Api, Any]] = []
+async def start_api(store: Store, clock: ManualClock, tmp_path: Path, system: str) -> AsyncIterator[StartApi]:
+    """Start apps over the test's store and actor system (stopped at the end of the test). `settings`
+    overrides are applied over `api_settings`; the actor system is always the test's."""
+    started: list[Api] = []
 
     async def start(auth: AuthChoice = OPEN_ACCESS, settings: Settings | None = None) -> Api:
-        settings = settings or api_settings(tmp_path)
-        runner = make_runner(settings, clock)
-        service = await create_local_service(settings, store, runner, clock, auth, run_scheduler_loops=False)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://styx.test")
-        api = Api(client=client, service=service, store=store, clock=clock)
-        started.append((api, runner))
-        return api
+        settings = (settings or api_settings(tmp_path)).model_copy(update={"actor_system": system})
+        started.append(await open_api(settings, store, clock, auth))
+        return started[-1]
 
     yield start
-    for api, runner in started:
-        await api.client.aclose()
-        await api.service.stop()
-        await runner.close()
+    for api in started:
+        await close_api(api)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=SYSTEMS)
+async def shared_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
+    """One app per module and actor system, with the workflow of `create_workflow`, for tests that only send
+    requests which must be refused and change nothing: starting actors on Ray per test would cost seconds
+    each. Such tests run in the module's event loop (`@pytest.mark.asyncio(loop_scope="module")`)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_runtime")
+    data_dir = tmp_path_factory.mktemp("shared-api")
+    store = await open_test_store("sqlite", data_dir)
+    settings = api_settings(data_dir, actor_system=request.param)
+    api = await open_api(settings, store, ManualClock(datetime(2016, 3, 14, 15, 30, tzinfo=UTC)), OPEN_ACCESS)
+    await api.create_workflow()
+    yield api
+    await close_api(api)
+    await store.close()
 
 
 @pytest.fixture

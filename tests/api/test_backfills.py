@@ -53,7 +53,7 @@ async def test_creation_refusals(api: Api, body: bytes | dict[str, Any], status:
     await api.create_workflow()
     before = await store_contents(api.store)
     if isinstance(body, bytes):
-        response = await api.client.post(f"{API}/backfills", content=body)
+        response = await api.client.post(f"{API}/backfills", content=body, headers={"Content-Type": "application/json"})
     else:
         response = await api.client.post(f"{API}/backfills", json=body)
     assert (response.status_code, response.json()) == (status, {"code": status, "message": message})
@@ -181,7 +181,7 @@ async def test_listing_refuses_a_bad_start_date(api: Api) -> None:
 async def test_halting_stops_the_active_instances_unless_graceful(api: Api) -> None:
     await api.create_blocked_workflow()
     backfill = await create_backfill(api)
-    await api.service.system.scheduler.tick()
+    await api.tick()
     await api.wait_queued("2016-03-13T00")
     await api.wait_queued("2016-03-13T01")
 
@@ -195,7 +195,7 @@ async def test_halting_stops_the_active_instances_unless_graceful(api: Api) -> N
 async def test_graceful_halt_leaves_the_active_instances(api: Api) -> None:
     await api.create_blocked_workflow()
     backfill = await create_backfill(api, concurrency=1)
-    await api.service.system.scheduler.tick()
+    await api.tick()
     await api.wait_queued("2016-03-13T00")
 
     response = await api.client.delete(f"{API}/backfills/{backfill['id']}", params={"graceful": "TRUE"})

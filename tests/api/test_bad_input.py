@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from styx_actors.validation import MAX_ID_LENGTH
 from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, store_contents, workflow_config
 
 BODY_ROUTES = [
@@ -44,10 +45,11 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("body", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
 @pytest.mark.parametrize(("method", "path"), BODY_ROUTES, ids=[f"{m} {p}" for m, p in BODY_ROUTES])
-async def test_broken_bodies_are_refused_without_writing(api: Api, method: str, path: str, body: bytes) -> None:
-    await api.create_workflow()
+@pytest.mark.asyncio(loop_scope="module")
+async def test_broken_bodies_are_refused_without_writing(shared_api: Api, method: str, path: str, body: bytes) -> None:
+    api = shared_api
     before = await store_contents(api.store)
-    response = await api.client.request(method, API + path, content=body)
+    response = await api.client.request(method, API + path, content=body, headers={"Content-Type": "application/json"})
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["code"] == response.status_code
     assert await store_contents(api.store) == before
@@ -80,14 +82,20 @@ READ_TEMPLATES = [
 
 
 @pytest.mark.parametrize("segment", list(ODD_SEGMENTS.values()), ids=list(ODD_SEGMENTS))
-async def test_odd_path_segments_in_reads(api: Api, segment: str) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_odd_path_segments_in_reads(shared_api: Api, segment: str) -> None:
+    api = shared_api
     for template in READ_TEMPLATES:
         response = await api.client.get(API + template.replace("{s}", segment))
-        assert response.status_code in (200, 404), (template, response.status_code, response.text)
+        # Ids longer than any that can be stored are refused (api/bounds.py); others are looked up.
+        answers = (400,) if len(segment) > MAX_ID_LENGTH and not template.startswith("/status") else (200, 404)
+        assert response.status_code in answers, (template, response.status_code, response.text)
 
 
 @pytest.mark.parametrize("segment", list(ODD_SEGMENTS.values()), ids=list(ODD_SEGMENTS))
-async def test_odd_path_segments_in_changes(api: Api, segment: str) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_odd_path_segments_in_changes(shared_api: Api, segment: str) -> None:
+    api = shared_api
     before = await store_contents(api.store)
     attempts = [
         ("PATCH", f"/workflows/{segment}/{segment}/state", {"enabled": True}),
@@ -124,8 +132,9 @@ async def test_odd_component_ids_are_stored_or_refused_cleanly(api: Api, segment
         ({"workflow": "w"}, "/status/activeStates"),
     ],
 )
-async def test_odd_query_parameters(api: Api, params: dict[str, str], path: str) -> None:
-    await api.create_workflow()
+@pytest.mark.asyncio(loop_scope="module")
+async def test_odd_query_parameters(shared_api: Api, params: dict[str, str], path: str) -> None:
+    api = shared_api
     response = await api.client.get(API + path, params=params)
     assert response.status_code < 500, response.text
 

@@ -122,7 +122,7 @@ async def seed_backfill(api: Api) -> None:
         last_modified=NOW,
     )
     await api.store.put_backfill(backfill)
-    await api.service.system.scheduler.tick()
+    await api.tick()
     await api.wait_finished("2017-01-01T00")
 
 

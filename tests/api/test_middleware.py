@@ -3,6 +3,7 @@ log and the body size limit (reference §8.1)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -36,20 +37,22 @@ async def test_unknown_routes_and_methods_answer_in_the_error_format(api: Api) -
     assert wrong_method.json() == {"code": 405, "message": "Method Not Allowed"}
 
 
-async def test_an_unexpected_exception_is_a_500_naming_the_request(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+async def test_an_unexpected_exception_is_a_500_that_names_only_the_request(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken() -> None:
-        raise KeyError("the\nthing")
+        raise KeyError("/srv/secret/path\nline two")
 
     api.service.app.add_api_route("/broken", broken)
     with caplog.at_level(logging.ERROR):
         response = await api.client.get("/broken", headers={"X-Styx-Request-Id": "abc123"})
     assert response.status_code == 500
-    assert response.json() == {
-        "code": 500,
-        "message": "Internal Server Error (Request ID: abc123): KeyError: 'the\\nthing'",
-    }
+    assert response.content == b'{"code":500,"message":"Internal Server Error (Request ID: abc123)"}'
     assert response.headers["X-Styx-Request-Id"] == "abc123"
-    assert "request GET /broken failed (request id abc123)" in caplog.text
+    # The service log has it all, under the request id.
+    [failure] = [record for record in caplog.records if record.getMessage().startswith("request GET '/broken' failed")]
+    assert failure.getMessage().endswith("(request id abc123)")
+    assert failure.exc_info is not None and "/srv/secret/path" in str(failure.exc_info[1])
 
 
 async def test_an_unreachable_store_is_a_503(api: Api) -> None:
@@ -84,9 +87,11 @@ async def test_changes_are_audited_with_credentials_hidden(api: Api, caplog: pyt
         )
         await api.client.get(f"{API}/resources")
     [line] = [record.getMessage() for record in caplog.records if record.name == "styx_actors.audit"]
-    assert line.startswith(f"[AUDIT] POST {API}/resources?x=1 by anonymous with headers ")
-    assert "'authorization': '<hidden>'" in line and "secret-token" not in line
-    assert line.endswith('parameters x=1 and payload {"id":"r","concurrency":1} -> 200')
+    assert line.startswith("[AUDIT] {") and "secret-token" not in line
+    record = json.loads(line.removeprefix("[AUDIT] "))
+    assert (record["method"], record["uri"], record["by"]) == ("POST", f"{API}/resources?x=1", "anonymous")
+    assert record["headers"]["authorization"] == "<hidden>"
+    assert (record["parameters"], record["payload"], record["status"]) == ("x=1", '{"id":"r","concurrency":1}', 200)
 
 
 @pytest.fixture
@@ -112,7 +117,9 @@ async def test_a_streamed_oversized_body_is_refused_while_read(small_api: Api) -
         yield b'", "concurrency": 1}'
 
     before = await store_contents(small_api.store)
-    response = await small_api.client.post(f"{API}/resources", content=chunks())  # chunked: no Content-Length
+    response = await small_api.client.post(  # chunked: no Content-Length
+        f"{API}/resources", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert await store_contents(small_api.store) == before
 

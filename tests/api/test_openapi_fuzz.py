@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from styx_actors.service import BackgroundService
+from styx_server.service import BackgroundService
 from tests.api.conftest import API, COMPONENT, api_settings, workflow_config
 
 MAX_EXAMPLES_PER_OPERATION = 10

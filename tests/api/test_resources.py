@@ -40,7 +40,9 @@ from tests.conftest import wait_until
 )
 async def test_refused_resource_payloads(api: Api, method: str, path: str, content: bytes, message: str) -> None:
     before = await store_contents(api.store)
-    response = await api.client.request(method, API + path, content=content)
+    response = await api.client.request(
+        method, API + path, content=content, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json() == {"code": 400, "message": message}
     assert await store_contents(api.store) == before

@@ -94,7 +94,9 @@ async def test_trigger_refuses_a_workflow_failing_validation(api: Api) -> None:
     ],
 )
 async def test_trigger_payload_refusals(api: Api, content: bytes, message: str) -> None:
-    response = await api.client.post(f"{API}/scheduler/trigger", content=content)
+    response = await api.client.post(
+        f"{API}/scheduler/trigger", content=content, headers={"Content-Type": "application/json"}
+    )
     assert (response.status_code, response.json()["message"]) == (400, message)
 
 
@@ -165,7 +167,9 @@ async def test_retry_and_halt_refusals(
     await api.wait_queued("2016-03-14T10")
     names_before = await api.event_names("2016-03-14T10")
     content = b"" if body is None else json.dumps(body).encode()
-    response = await api.client.post(f"{API}/scheduler/{command}", params=params, content=content)
+    response = await api.client.post(
+        f"{API}/scheduler/{command}", params=params, content=content, headers={"Content-Type": "application/json"}
+    )
     assert (response.status_code, response.json()["message"]) == (status, message)
     assert await api.event_names("2016-03-14T10") == names_before
 
@@ -235,7 +239,9 @@ async def test_injection_refusals(api: Api, event: Any, status: int, message: st
     await _queued_instance(api)
     names_before = await api.event_names("2016-03-14T10")
     content = b"" if event is None else json.dumps(event).encode()
-    response = await api.client.post(f"{API}/scheduler/events", content=content)
+    response = await api.client.post(
+        f"{API}/scheduler/events", content=content, headers={"Content-Type": "application/json"}
+    )
     assert (response.status_code, response.json()["message"]) == (status, message)
     assert await api.event_names("2016-03-14T10") == names_before
 

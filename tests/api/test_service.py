@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from api.security import AllowAll, NoAuthentication
-from styx_actors.service import BackgroundService, ServiceError, choose_auth, ensure_port_free, open_service_store
 from styx_actors.settings import Settings
+from styx_server.auth_mode import choose_auth
+from styx_server.service import BackgroundService
+from styx_server.startup import ServiceError, ensure_port_free, open_service_store
 from tests.api.conftest import API, api_settings, workflow_config
 from tests.conftest import free_port, wait_for
 
@@ -80,7 +82,7 @@ def test_the_service_exits_non_zero_with_the_reason_when_its_port_is_taken(tmp_p
         port = taken.getsockname()[1]
         env = {**os.environ, "STYX_PORT": str(port), "STYX_HOST": "127.0.0.1", "STYX_DATA_DIR": str(tmp_path)}
         result = subprocess.run(
-            [sys.executable, "-m", "styx_actors.service"], env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "styx_server.service"], env=env, capture_output=True, text=True, timeout=60
         )
     assert result.returncode == 1
     assert f"styx-actors: Cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -107,7 +109,7 @@ def test_the_local_service_reports_a_store_it_cannot_open(tmp_path: Path) -> Non
 
 
 def test_the_service_runs_the_api_over_the_actors_on_ray(tmp_path: Path) -> None:
-    """The production path: `python -m styx_actors.service` on a local Ray, stopped by SIGTERM."""
+    """The production path: `python -m styx_server.service` on a local Ray, stopped by SIGTERM."""
     port = free_port()
     env = {
         **os.environ,
@@ -117,7 +119,7 @@ def test_the_service_runs_the_api_over_the_actors_on_ray(tmp_path: Path) -> None
         "STYX_RUNNER": "noop",
         "STYX_SHARD_COUNT": "1",
     }
-    command = [sys.executable, "-m", "styx_actors.service"]
+    command = [sys.executable, "-m", "styx_server.service"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

@@ -72,7 +72,9 @@ async def test_component_listing_is_empty_for_an_unknown_component(api: Api) -> 
 )
 async def test_create_refuses_bad_payloads(api: Api, content: bytes, message: str | None) -> None:
     before = await store_contents(api.store)
-    response = await api.client.post(f"{API}/workflows/{COMPONENT}", content=content)
+    response = await api.client.post(
+        f"{API}/workflows/{COMPONENT}", content=content, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     if message is not None:
         assert response.json() == {"code": 400, "message": message}
@@ -111,7 +113,9 @@ async def test_create_accepts_lenient_json(api: Api) -> None:
         b'{"id": "w", "schedule": "days", "docker_image": "busybox", "docker_args": "run", "env": {"N": 3},'
         b' "running_timeout": 7200,}'
     )
-    response = await api.client.post(f"{API}/workflows/{COMPONENT}", content=content)
+    response = await api.client.post(
+        f"{API}/workflows/{COMPONENT}", content=content, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     config = response.json()["configuration"]
     assert (config["docker_args"], config["env"], config["running_timeout"]) == (["run"], {"N": "3"}, "PT2H")
@@ -146,12 +150,10 @@ async def test_patch_overwrites_only_the_fields_present(api: Api) -> None:
     [
         (WORKFLOW_PATH, b"", 400, "Missing payload."),
         (f"{API}/workflows/{COMPONENT}/unknown", b'{"enabled": true}', 404, "workflow not found"),
-        (
-            WORKFLOW_PATH,
-            b"{enabled}",
-            400,
-            "Invalid payload. Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
-        ),
+        # Not JSON: Styx's bare text, without the parser's detail (which only creating a workflow gives).
+        (WORKFLOW_PATH, b"{enabled}", 400, "Invalid payload."),
+        (WORKFLOW_PATH, b'{"enabled": tru', 400, "Invalid payload."),
+        (WORKFLOW_PATH, b'{"enabled": NaN}', 400, "Invalid payload."),
         (WORKFLOW_PATH, b'{"enabled": "maybe"}', 400, "Invalid payload. enabled: Value error, must be true or false"),
         (WORKFLOW_PATH, b'{"next_natural_trigger": "soon"}', 400, None),
     ],
@@ -159,7 +161,7 @@ async def test_patch_overwrites_only_the_fields_present(api: Api) -> None:
 async def test_patch_refusals(api: Api, path: str, content: bytes, status: int, message: str | None) -> None:
     await api.create_workflow()
     before = await store_contents(api.store)
-    response = await api.client.patch(f"{path}/state", content=content)
+    response = await api.client.patch(f"{path}/state", content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == status
     if message is not None:
         assert response.json()["message"] == message

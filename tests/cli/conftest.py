@@ -1,6 +1,6 @@
 """Fixtures for the CLI tests: the real API served over HTTP, and the `styx` CLI run as a subprocess.
 
-The service is the app over an in-process actor system (styx_actors.service.BackgroundService) on a
+The service is the app over an in-process actor system (styx_server.service.BackgroundService) on a
 temporary SQLite store with the Docker runner, one per test module. The CLI runs exactly as a user runs
 it, in a child process, with an environment that holds no Google credentials, so no request ever leaves
 the machine.
@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from styx_actors.service import OPEN_ACCESS, AuthChoice, BackgroundService
 from styx_actors.settings import Settings
+from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
+from styx_server.service import BackgroundService
 from tests.conftest import free_port
 from tests.integration.conftest import remove_containers
 
@@ -69,7 +70,7 @@ def cli_environment(home: Path, extra: Mapping[str, str] | None = None) -> dict[
 
 def run_cli(args: list[str], home: Path, stdin: str | None = None, env: Mapping[str, str] | None = None) -> Result:
     completed = subprocess.run(
-        [sys.executable, "-m", "styx_actors.cli", *args],
+        [sys.executable, "-m", "styx_server.cli", *args],
         input=stdin if stdin is not None else "",
         check=False,
         capture_output=True,
@@ -86,7 +87,7 @@ def run_cli_on_terminal(args: list[str], home: Path, typed: str, env: Mapping[st
     controller, terminal = pty.openpty()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "styx_actors.cli", *args],
+            [sys.executable, "-m", "styx_server.cli", *args],
             stdin=terminal,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -129,6 +130,7 @@ def service_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "store": f"sqlite:///{data_dir / 'styx.db'}",
+        "actor_system": "local",
         "host": "127.0.0.1",
         "port": 0,
         "runner": "docker",
@@ -146,10 +148,10 @@ def service_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @contextmanager
-def serve(data_dir: Path, auth: AuthChoice = OPEN_ACCESS) -> Iterator[str]:
-    """The API on a free loopback port until the block ends; yields its URL. Its containers are removed
-    afterwards."""
-    settings = service_settings(data_dir)
+def serve(data_dir: Path, auth: AuthChoice = OPEN_ACCESS, **overrides: Any) -> Iterator[str]:
+    """The API on a free loopback port until the block ends (`overrides`: settings); yields its URL. Its
+    containers are removed afterwards."""
+    settings = service_settings(data_dir, **overrides)
     try:
         with BackgroundService(settings, auth=auth) as service:
             yield service.url

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.security import AllowAll, Principal, Unauthorized
 from styx_actors.cli.errors import ExitStatus
 from styx_actors.cli.version import VERSION
-from styx_actors.service import AuthChoice
+from styx_server.auth_mode import AuthChoice
 from tests.cli.conftest import REQUEST_ID_SUFFIX, Styx, serve
 
 ACCEPTED_EMAIL = "deployer@project.iam.gserviceaccount.com"
@@ -126,8 +126,10 @@ def tokens() -> FakeGoogleTokens:
 
 @pytest.fixture(scope="module")
 def styx(tmp_path_factory: pytest.TempPathFactory, cli_home: Path, tokens: FakeGoogleTokens) -> Iterator[Styx]:
-    """The service with authentication on: changes need an accepted token."""
-    with serve(tmp_path_factory.mktemp("service"), auth=AuthChoice(tokens, AllowAll(), enabled=True)) as url:
+    """The service with authentication on: changes need an accepted token (resources: an administrator's)."""
+    auth = AuthChoice(tokens, AllowAll(), enabled=True)
+    administrators = [f"serviceAccount:{ACCEPTED_EMAIL}"]
+    with serve(tmp_path_factory.mktemp("service"), auth=auth, scheduler_admins=administrators) as url:
         yield Styx(url, cli_home)
 
 

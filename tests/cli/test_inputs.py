@@ -7,14 +7,13 @@ import argparse
 
 import pytest
 
-from styx_actors.cli import build_parser
 from styx_actors.cli.arguments import env_vars, partition_instant
 from styx_actors.cli.client import DEFAULT_HOST, HOST_ENV, resolve_host
 from styx_actors.cli.errors import ArgumentError, InputError, UnknownError
-from styx_actors.cli.serve import service_settings
 from styx_actors.cli.workflow_files import MINIMAL_EXAMPLE, read_workflow_configurations
 from styx_actors.model import Workflow
 from styx_actors.validation import workflow_errors
+from styx_server.cli import build_parser, service_settings
 from tests.cli.conftest import EXAMPLES, IMAGE
 
 

@@ -130,7 +130,7 @@ def test_ls_retry_and_halt_of_active_instances(styx: Styx, blocked_workflow: str
 def test_follow_ends_when_the_instance_is_halted_meanwhile(styx: Styx, blocked_workflow: str) -> None:
     styx.ok("trigger", BLOCKED, blocked_workflow, "2024-04-01")
     follower = subprocess.Popen(
-        [sys.executable, "-m", "styx_actors.cli", "events", BLOCKED, blocked_workflow, "2024-04-01", "--follow", "-p"],
+        [sys.executable, "-m", "styx_server.cli", "events", BLOCKED, blocked_workflow, "2024-04-01", "--follow", "-p"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,24 +1,17 @@
-"""A real local Ray for the actor-system tests; each test gets its own namespace, Redis prefix and Docker label."""
+"""The actor-system tests on the session's local Ray (tests/conftest.py `ray_runtime`); each test gets its own
+namespace, Redis prefix and Docker label."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import ray
 
 from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.settings import Settings
 from tests.integration.conftest import remove_containers, scenario_settings
-
-
-@pytest.fixture(scope="session")
-def ray_runtime() -> Iterator[None]:
-    ray.init(namespace="styx-tests", include_dashboard=False, log_to_driver=False, num_cpus=2, _node_ip_address="127.0.0.1")
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture

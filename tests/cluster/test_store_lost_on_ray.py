@@ -13,7 +13,7 @@ import pytest
 from ray.exceptions import RayActorError, RayTaskError
 
 from cluster.ray_system import RaySystem, start_ray_system
-from styx_actors.service import open_service_store
+from styx_server.startup import open_service_store
 from tests.conftest import RedisServer, wait_until
 from tests.integration.conftest import scenario_settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from styx_actors.service import BackgroundService
+from styx_server.service import BackgroundService
 from tests.api.conftest import api_settings
 from tests.integration.conftest import TEST_IMAGE, remove_containers
 

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from styx_actors.service import OPEN_ACCESS, AuthChoice, BackgroundService
+from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
+from styx_server.service import BackgroundService
 from tests.cli.conftest import service_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

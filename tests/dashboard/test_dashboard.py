@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from api.security import AllowAll, Principal, Unauthorized
-from styx_actors.service import AuthChoice
+from styx_server.auth_mode import AuthChoice
 from tests.dashboard.conftest import CHROMIUM, screenshot, start_service
 
 pytestmark = [

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import docker
 import pytest
@@ -24,6 +26,9 @@ from styx_actors.clock import ManualClock
 from styx_actors.model import ExecutionDescription, RunState, State, StateData, Trigger, WorkflowInstance
 from styx_actors.runners import make_runner
 from styx_actors.runners.base import (
+    DEFAULT_LOG_TAIL_BYTES,
+    MAX_LOG_TAIL_BYTES,
+    TERMINATION_MESSAGE_LIMIT,
     ExecutionStatus,
     Exited,
     Failed,
@@ -180,6 +185,36 @@ async def test_termination_log_rules(runner: DockerRunner) -> None:
     assert statuses == [Exited(expected) for _, _, expected in cases]
 
 
+async def test_an_oversized_termination_log_is_no_message_and_is_emptied(
+    runner: DockerRunner, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A valid message followed by blanks: its first bytes parse, but the log is over the limit.
+    padding = TERMINATION_MESSAGE_LIMIT + 1
+    job = f"""
+    echo '{{"exit_code": 3}}' > "$STYX_TERMINATION_LOG"
+    head -c {padding} /dev/zero | tr '\\0' ' ' >> "$STYX_TERMINATION_LOG"
+    """
+    spec = spec_for(["sh", "-c", job], termination_logging=True)
+    log_file = settings.data_dir / "termination-logs" / spec.execution_id
+    with caplog.at_level(logging.WARNING, logger="styx_actors.runners.docker"):
+        assert await run_to_exit(runner, spec) == Exited(None)  # no message, and the container exited 0
+    assert log_file.stat().st_size == 0  # emptied at once, not kept until the container goes
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any(spec.execution_id in warning and "ignored and emptied" in warning for warning in warnings), warnings
+    assert await runner.status(spec.execution_id) == Exited(None)  # and it stays absent
+
+
+async def test_termination_logs_in_their_own_directory(
+    settings: Settings, clock: ManualClock, engine: docker.APIClient, tmp_path: Path
+) -> None:
+    directory = tmp_path / "termination-logs-elsewhere"
+    spec = spec_for(["sh", "-c", 'echo \'{"exit_code": 5}\' > "$STYX_TERMINATION_LOG"'], termination_logging=True)
+    status, _, info = await run_confined(settings, clock, engine, spec, termination_log_dir=directory)
+    assert status == Exited(5)
+    assert [m["Source"] for m in info["Mounts"]] == [str(directory / spec.execution_id)]
+    assert not (settings.data_dir / "termination-logs").exists()
+
+
 async def test_out_of_memory_is_reported(settings: Settings, clock: ManualClock) -> None:
     limited = DockerRunner(settings.model_copy(update={"container_memory_limit": "16m"}), clock)
     try:
@@ -259,6 +294,156 @@ async def test_labels_limits_and_security_defaults(
     assert (configured.data_dir / "termination-logs" / spec.execution_id).read_text().strip() == "1000"
 
 
+# -- confinement (docs/runner.md, "Limits and security defaults") -------------------------------------------
+
+# Bits of the capabilities in /proc/<pid>/status masks (linux/capability.h).
+CAPABILITY_BITS = {"CHOWN": 0, "NET_RAW": 13, "SYS_CHROOT": 18, "MKNOD": 27, "AUDIT_WRITE": 29, "SETFCAP": 31}
+# What the job reports about its own confinement, read from the kernel (cgroup v1 or v2 paths).
+REPORT_CONFINEMENT = """
+grep -E '^(CapBnd|NoNewPrivs):' /proc/self/status
+echo "pids.max: $(cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max)"
+echo "memory.max: $(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+mknod /tmp/null c 1 3 2>/dev/null && echo "mknod: allowed" || echo "mknod: refused"
+touch /written-to-root 2>/dev/null && echo "root filesystem: writable" || echo "root filesystem: read-only"
+"""
+
+
+def numbered_lines(count: int, width: int) -> tuple[list[str], str]:
+    """The args of a job printing `count` numbered lines of `width` x's, and the output it prints."""
+    script = f"""
+    pad=$(head -c {width} /dev/zero | tr '\\0' x)
+    i=0; while [ $i -lt {count} ]; do echo "$i $pad"; i=$((i + 1)); done
+    """
+    return ["sh", "-c", script], "".join(f"{i} {'x' * width}\n" for i in range(count))
+
+
+async def run_confined(
+    settings: Settings, clock: ManualClock, engine: docker.APIClient, spec: RunSpec, **updates: Any
+) -> tuple[ExecutionStatus, str, dict[str, Any]]:
+    """Run `spec` to its end on a runner with `updates` to the settings: (status, output, container info)."""
+    confined = DockerRunner(settings.model_copy(update=updates), clock)
+    try:
+        status = await run_to_exit(confined, spec)
+        return status, await confined.logs(spec.execution_id), engine.inspect_container(spec.execution_id)
+    finally:
+        await confined.close()
+
+
+def reported(output: str) -> dict[str, str]:
+    """`name: value` lines of REPORT_CONFINEMENT's output."""
+    pairs = (line.split(":", 1) for line in output.splitlines() if ":" in line)
+    return {name: value.strip() for name, value in pairs}
+
+
+async def test_default_confinement(runner: DockerRunner, engine: docker.APIClient) -> None:
+    spec = spec_for(["sh", "-c", REPORT_CONFINEMENT])
+    assert await run_to_exit(runner, spec) == Exited(0)
+    report = reported(await runner.logs(spec.execution_id))
+    host = engine.inspect_container(spec.execution_id)["HostConfig"]
+
+    # Seen by the job, so enforced by the kernel (the image's user: root here).
+    bounding = int(report["CapBnd"], 16)
+    assert [cap for cap, bit in CAPABILITY_BITS.items() if bounding & (1 << bit)] == ["CHOWN"]
+    assert report["mknod"] == "refused"
+    assert report["NoNewPrivs"] == "1"
+    assert report["pids.max"] == "1024"
+    assert report["memory.max"] == str(2 << 30)
+    assert report["root filesystem"] == "writable"  # read-only is opt-in
+    # As the engine holds them.
+    assert host["CapDrop"] == ["NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert (host["PidsLimit"], host["Memory"], host["MemorySwap"]) == (1024, 2 << 30, 2 << 30)
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+    assert host["ReadonlyRootfs"] is False and not host.get("Tmpfs")
+
+
+async def test_all_capabilities_dropped(settings: Settings, clock: ManualClock, engine: docker.APIClient) -> None:
+    spec = spec_for(["sh", "-c", REPORT_CONFINEMENT + 'chown 1 /tmp || echo "chown: refused"'])
+    status, output, info = await run_confined(settings, clock, engine, spec, container_cap_drop=["ALL"])
+    assert status == Exited(0)
+    report = reported(output)
+    assert report["CapBnd"] == "0000000000000000"  # Kubernetes' "restricted" profile: root without powers
+    assert report["chown"] == "refused"
+    assert info["HostConfig"]["CapDrop"] == ["ALL"]
+
+
+async def test_pids_limit_stops_a_fork_bomb(settings: Settings, clock: ManualClock, engine: docker.APIClient) -> None:
+    spec = spec_for(["sh", "-c", "for i in $(seq 50); do sleep 60 & done; echo all forked"])
+    status, output, info = await run_confined(settings, clock, engine, spec, container_pids_limit=8)
+    assert "can't fork" in output and "all forked" not in output
+    assert isinstance(status, Exited) and status.exit_code != 0
+    assert info["HostConfig"]["PidsLimit"] == 8
+
+
+async def test_read_only_root_with_a_bounded_writable_tmp(
+    settings: Settings, clock: ManualClock, engine: docker.APIClient
+) -> None:
+    # Exits 7 (through the termination log, still writable) only when every expectation holds.
+    job = """
+    touch /written-to-root 2>/dev/null && exit 1
+    touch /tmp/scratch || exit 2
+    dd if=/dev/zero of=/tmp/big bs=1k count=2048 2>/dev/null && exit 3
+    echo '{"exit_code": 7}' > "$STYX_TERMINATION_LOG"
+    """
+    spec = spec_for(["sh", "-c", job], termination_logging=True)
+    status, _, info = await run_confined(
+        settings, clock, engine, spec, container_read_only_root=True, container_tmp_size="1m"
+    )
+    assert status == Exited(7)
+    assert info["HostConfig"]["ReadonlyRootfs"] is True
+    assert info["HostConfig"]["Tmpfs"] == {"/tmp": "rw,nosuid,nodev,mode=1777,size=1m"}
+
+
+async def test_json_file_logs_are_rotated_within_their_bounds(
+    settings: Settings, clock: ManualClock, engine: docker.APIClient
+) -> None:
+    args, output = numbered_lines(1000, 1000)  # 1 MB
+    spec = spec_for(args)
+    status, _, info = await run_confined(
+        settings, clock, engine, spec, container_log_max_size="100k", container_log_max_files=2
+    )
+    assert status == Exited(0)
+    limited = DockerRunner(settings, clock)
+    try:
+        kept = await limited.logs(spec.execution_id, MAX_LOG_TAIL_BYTES)
+    finally:
+        await limited.close()
+    # The end of the output, and only the end: the oldest files were rotated away.
+    kept_lines = kept.splitlines(keepends=True)
+    assert 0 < len(kept_lines) < 1000 and kept_lines == output.splitlines(keepends=True)[-len(kept_lines) :]
+    assert len(kept) <= 2 * 100 * 1024  # two files of 100 KiB (of JSON, so less output) at most
+    assert info["HostConfig"]["LogConfig"]["Config"] == {"max-size": "100k", "max-file": "2"}
+
+
+# -- the end of the output ----------------------------------------------------------------------------------
+
+
+async def test_logs_return_the_end_of_the_output_without_holding_all_of_it(runner: DockerRunner) -> None:
+    args, output = numbered_lines(8000, 1000)  # 8 MB, all of it kept by the default json-file bounds
+    spec = spec_for(args)
+    assert await run_to_exit(runner, spec) == Exited(0)
+
+    assert await runner.logs(spec.execution_id, 100) == output[-100:]
+    assert await runner.logs(spec.execution_id, len(output) * 2) == output
+    tracemalloc.start()
+    try:
+        tail = await runner.logs(spec.execution_id)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert tail == output[-DEFAULT_LOG_TAIL_BYTES:]
+    # Reading all 8 MB and cutting afterwards would hold it twice over (bytes, then text).
+    assert peak < 6 * DEFAULT_LOG_TAIL_BYTES, peak
+
+
+async def test_logs_tail_of_one_long_line_starts_at_a_whole_character(runner: DockerRunner) -> None:
+    # 300 kB without a newline, then three two-byte characters: the last 5 bytes start inside one.
+    spec = spec_for(["sh", "-c", "head -c 300000 /dev/zero | tr '\\0' x; printf '\\303\\251\\303\\251\\303\\251'"])
+    assert await run_to_exit(runner, spec) == Exited(0)
+    assert await runner.logs(spec.execution_id, 5) == "éé"
+    assert await runner.logs(spec.execution_id, 7) == "xééé"
+
+
 # -- failures to start --------------------------------------------------------------------------------------
 
 
@@ -270,6 +455,28 @@ async def test_missing_image_is_a_runner_error(
         await runner.start(spec)
     assert containers_of(engine, installation) == []
     assert not (settings.data_dir / "termination-logs" / spec.execution_id).exists()
+
+
+async def test_an_image_from_a_registry_not_allowed_is_a_runner_error(
+    settings: Settings, clock: ManualClock, engine: docker.APIClient, installation: str
+) -> None:
+    # The test image names no registry: it is Docker Hub's (docker.io) as far as the allow-list goes.
+    allowing = DockerRunner(settings.model_copy(update={"allowed_registries": ["registry.example:5000"]}), clock)
+    try:
+        message = r"^Image registry docker\.io is not allowed \(allowed: registry\.example:5000\): "
+        with pytest.raises(RunnerError, match=message):
+            await allowing.start(spec_for(["true"]))
+        # Refused before the engine is asked for anything: no pull, no container.
+        with pytest.raises(RunnerError, match=r"^Image registry 10\.0\.0\.1:80 is not allowed"):
+            await allowing.start(spec_for(["true"], image="10.0.0.1:80/internal/probe"))
+        assert containers_of(engine, installation) == []
+    finally:
+        await allowing.close()
+    hub = DockerRunner(settings.model_copy(update={"allowed_registries": ["docker.io"]}), clock)
+    try:
+        assert await run_to_exit(hub, spec_for(["true"])) == Exited(0)
+    finally:
+        await hub.close()
 
 
 async def test_invalid_image_name_is_a_runner_error(runner: DockerRunner) -> None:

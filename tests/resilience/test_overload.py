@@ -57,7 +57,7 @@ async def test_parked_instances_and_hammering_keep_memory_bounded_and_health_ans
     await api.create_blocked_workflow()
     rss_before = rss_bytes()
     await trigger_many(api, PARKED_INSTANCES)
-    assert api.service.system.active_count() == PARKED_INSTANCES
+    assert await api.service.system.active_count() == PARKED_INSTANCES
     await api.wait_queued(partition(PARKED_INSTANCES - 1))
     parked_growth = rss_bytes() - rss_before
     assert parked_growth < PARKED_INSTANCES * MAX_BYTES_PER_PARKED_INSTANCE, parked_growth
@@ -96,7 +96,7 @@ async def test_parked_instances_and_hammering_keep_memory_bounded_and_health_ans
         await prober
     assert health_latencies and max(health_latencies) < HEALTH_DEADLINE_SECONDS
     assert rss_bytes() - rss_hammered < MAX_RSS_GROWTH_WHILE_HAMMERED
-    assert api.service.system.active_count() == PARKED_INSTANCES
+    assert await api.service.system.active_count() == PARKED_INSTANCES
 
     oversized = await api.client.post(f"{API}/resources", content=b"x" * (api.service.services.settings.max_body_bytes + 1))
     assert oversized.status_code == 413

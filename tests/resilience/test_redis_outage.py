@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import docker
@@ -19,10 +20,10 @@ from styx_actors.model import (
     WorkflowInstance,
     WorkflowStatePatch,
 )
-from styx_actors.runners.docker import LABEL_INSTALLATION, DockerRunner
-from styx_actors.service import LocalService, create_local_service
+from styx_actors.runners.docker import LABEL_INSTALLATION
 from styx_actors.store.base import StoredEvent
 from styx_actors.store.redis import RedisStore
+from styx_server.service import Service, start_service
 from tests.conftest import RedisServer, wait_until
 from tests.integration.conftest import TEST_IMAGE, remove_containers, scenario_settings
 from tests.integration.test_scenarios import event_names, finished
@@ -37,17 +38,17 @@ JOB_SCRIPT = "sleep 2; exit 0"
 
 
 @pytest.fixture
-async def service(redis_with_aof: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[LocalService]:
-    settings = scenario_settings(tmp_path)
+async def service(redis_with_aof: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
+    settings = scenario_settings(
+        tmp_path, actor_system="local", runner="docker", trigger_tick_interval=timedelta(hours=1), backfill_tick_interval=timedelta(hours=1)
+    )
     store = RedisStore(redis_with_aof.url, prefix=f"outage-{uuid.uuid4().hex}")
     await store.open()
-    runner = DockerRunner(settings)
-    local = await create_local_service(settings, store, runner, clock, run_scheduler_loops=False)
+    local = await start_service(settings, store, clock)
     yield local
     await local.stop()
-    await runner.close()
     await store.close()
-    remove_containers(runner.installation_id)
+    remove_containers(settings.docker_installation_id)
 
 
 def exited_containers(installation_id: str) -> int:
@@ -60,7 +61,7 @@ def exited_containers(installation_id: str) -> int:
 
 
 async def test_instances_survive_a_redis_outage_and_the_api_answers_503_meanwhile(
-    service: LocalService, redis_with_aof: RedisServer
+    service: Service, redis_with_aof: RedisServer
 ) -> None:
     commands, store = service.system.commands, service.services.store
     workflow = await commands.save_workflow(
@@ -93,7 +94,7 @@ async def test_instances_survive_a_redis_outage_and_the_api_answers_503_meanwhil
         # The containers finish while the store is down: their transitions wait for it.
         installation = service.system.runner.installation_id  # type: ignore[attr-defined]
         await wait_until(lambda: exited_containers(installation) == len(instances), timeout=30, message="jobs exit")
-        assert service.system.active_count() == len(instances)
+        assert await service.system.active_count() == len(instances)
         redis_with_aof.start()
 
         for wfi in instances:

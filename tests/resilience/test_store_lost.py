@@ -13,18 +13,13 @@ import pytest
 
 from styx_actors.clock import ManualClock
 from styx_actors.model import WorkflowConfiguration, WorkflowId, WorkflowStatePatch
-from styx_actors.runners import make_runner
-from styx_actors.service import (
-    LocalService,
-    ServiceError,
-    create_local_service,
-    open_service_store,
-)
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store, StoreError
 from styx_actors.store.marker import STORE_MARKER_FILE, StoreLost, establish_marker
 from styx_actors.store.redis import RedisStore
 from styx_actors.timeutil import UTC
+from styx_server.service import Service, start_service
+from styx_server.startup import ServiceError, open_service_store
 from tests.api.conftest import api_settings
 from tests.conftest import RedisServer, wait_until
 
@@ -57,21 +52,19 @@ async def test_the_service_refuses_to_start_on_a_store_that_lost_its_data(
 
 
 @pytest.fixture
-async def service(volatile_redis: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[LocalService]:
+async def service(volatile_redis: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
     settings = api_settings(tmp_path)
     store = RedisStore(volatile_redis.url, prefix=f"lost-{uuid.uuid4().hex}")
     await store.open()
     await establish_marker(store, settings.data_dir)  # as open_service_store does
-    runner = make_runner(settings, clock)
-    local = await create_local_service(settings, store, runner, clock, run_scheduler_loops=False)
+    local = await start_service(settings, store, clock)
     yield local
     await local.stop()
-    await runner.close()
     await store.close()
 
 
 async def test_an_emptied_store_makes_readiness_fail_and_pauses_the_scheduler(
-    service: LocalService, volatile_redis: RedisServer, clock: ManualClock
+    service: Service, volatile_redis: RedisServer, clock: ManualClock
 ) -> None:
     clock.set(datetime(2016, 3, 14, 12, 30, tzinfo=UTC))
     commands, store, scheduler = service.system.commands, service.services.store, service.system.scheduler

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from styx_actors.docker_image import (
     ImageReference,
     InvalidImageReference,
+    disallowed_registry,
     image_errors,
+    normalize_registry,
     parse_image,
     with_default_tag,
 )
@@ -159,6 +161,41 @@ def test_with_default_tag(image: str, runnable: str) -> None:
 def test_with_default_tag_refuses_an_invalid_reference() -> None:
     with pytest.raises(InvalidImageReference):
         with_default_tag("UPPER")
+
+
+@pytest.mark.parametrize(
+    ("image", "registry"),
+    [
+        ("busybox", "docker.io"),  # no host: Docker Hub
+        ("library/busybox:1.36", "docker.io"),
+        ("index.docker.io/library/busybox", "docker.io"),  # Hub's aliases are Hub
+        ("registry-1.docker.io/library/busybox", "docker.io"),
+        ("GCR.io/p/img", "gcr.io"),  # host names are case-insensitive
+        ("reg.istry.:4711/ns/repo", "reg.istry:4711"),  # a fully qualified host is the same host
+        ("localhost:5000/foo", "localhost:5000"),  # the port is part of the registry
+        ("localhost/foo", "localhost"),
+        ("10.0.0.1:80/internal/probe", "10.0.0.1:80"),
+    ],
+)
+def test_registry_name(image: str, registry: str) -> None:
+    assert parse_image(image).registry_name == registry
+
+
+@pytest.mark.parametrize("registry", ["http://gcr.io", "gcr.io/p", "reg istry", "host:99999", "host:", ""])
+def test_normalize_registry_refuses_what_is_not_host_and_port(registry: str) -> None:
+    with pytest.raises(ValueError, match="invalid registry"):
+        normalize_registry(registry)
+
+
+def test_disallowed_registry() -> None:
+    allowed = ["gcr.io", "localhost:5000"]
+    assert disallowed_registry("gcr.io/p/img:1", allowed) is None
+    assert disallowed_registry("localhost:5000/img", allowed) is None
+    assert disallowed_registry("localhost/img", allowed) == "localhost"  # another port is another registry
+    assert disallowed_registry("gcr.io.evil.example/p/img", allowed) == "gcr.io.evil.example"
+    assert disallowed_registry("busybox", allowed) == "docker.io"
+    assert disallowed_registry("busybox", []) is None  # no list: any registry
+    assert disallowed_registry("UPPER", allowed) is None  # invalid: refused for that, naming no registry
 
 
 def test_a_long_malformed_component_is_checked_in_linear_time() -> None:

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from styx_actors.actors.resources import (
     GLOBAL_RESOURCE_ID,
+    AcquireResult,
+    Deferred,
     Granted,
     Missing,
     ResourceBroker,
     Waiting,
+    Withdrawn,
     limit_reached_message,
     missing_resources_message,
 )
+from styx_actors.clock import ManualClock, now_millis
+from styx_actors.timeutil import UTC
 
 
 def broker_with(**limits: int) -> tuple[ResourceBroker, list[tuple[str, tuple[str, ...]]]]:
@@ -121,7 +128,7 @@ def test_deleted_resource_releases_are_no_ops_and_restore_rebuilds_counters() ->
     broker.remove("a")
     broker.release("c#w#1")  # no error
     broker.set_limit("a", 1)
-    broker.restore("c#w#5", ["a", "gone"])
+    assert broker.restore_holders("shard-0", {"c#w#5": ["a", "gone"]}) == {}
     assert broker.usage() == {"a": (1, 1)}
 
 
@@ -132,3 +139,149 @@ def test_cancel_forgets_a_waiter() -> None:
     broker.cancel("c#w#2")
     broker.release("c#w#1")
     assert grants == [] and broker.waiting_count() == 0
+
+
+# -- recovery after a restart: the counters are rebuilt from the hosts' reports before anything is granted ------
+
+REPORT_TIMEOUT = timedelta(seconds=30)
+
+
+class Recovering:
+    """A broker restarted with resource `a` of limit 2, waiting for the reports of shard-0 and shard-1, on a
+    manual clock; it records the answers to deferred acquires and the later grants."""
+
+    def __init__(self, **limits: int) -> None:
+        self.clock = ManualClock(datetime(2024, 1, 1, tzinfo=UTC))
+        self.answers: list[tuple[str, AcquireResult]] = []
+        self.grants: list[tuple[str, tuple[str, ...]]] = []
+        self.broker = ResourceBroker(
+            on_granted=lambda holder, ids: self.grants.append((holder, ids)),
+            on_answered=lambda holder, result: self.answers.append((holder, result)),
+        )
+        for resource_id, limit in (limits or {"a": 2}).items():
+            self.broker.set_limit(resource_id, limit)
+        deadline = now_millis(self.clock) + int(REPORT_TIMEOUT.total_seconds() * 1000)
+        self.broker.begin_recovery(["shard-0", "shard-1"], deadline)
+
+    def expire(self) -> tuple[str, ...]:
+        return self.broker.expire(now_millis(self.clock))
+
+
+def test_an_acquire_while_recovering_is_neither_granted_nor_refused() -> None:
+    recovering = Recovering()
+    broker = recovering.broker
+    assert broker.acquire("c#w#1", "c#w", "1", ["a"]) == Deferred()  # room, but the counter may be incomplete
+    assert broker.acquire("c#w#2", "c#w", "2", ["nope"]) == Deferred()  # unknown resources are not refused yet
+    assert broker.usage() == {"a": (0, 2)}
+    assert broker.waiting_count() == 2
+    broker.restore_holders("shard-0", {})
+    assert broker.awaited_hosts() == ("shard-1",)
+    assert recovering.answers == []  # one host has not reported
+    broker.restore_holders("shard-1", {})
+    assert broker.awaited_hosts() == ()
+    assert recovering.answers == [("c#w#1", Granted(("a",))), ("c#w#2", Missing(("nope",)))]
+    assert recovering.grants == []  # an answered acquire is not granted a second time
+
+
+def test_after_every_report_the_limit_holds() -> None:
+    """The fault of issue #17: limit 2, a holder on each shard, three waiters asking again before one shard
+    reported. Granting against the empty counters let two of them run beside the holders."""
+    recovering = Recovering()
+    broker = recovering.broker
+    for parameter in ("3", "4"):
+        assert broker.acquire(f"c#w#{parameter}", "c#w", parameter, ["a"]) == Deferred()
+    assert broker.restore_holders("shard-0", {"c#w#1": ["a"]}) == {}
+    assert broker.acquire("c#w#5", "c#w", "5", ["a"]) == Deferred()
+    assert broker.restore_holders("shard-1", {"c#w#2": ["a"]}) == {}
+    assert broker.usage() == {"a": (2, 2)}
+    assert recovering.answers == [(f"c#w#{p}", Waiting(("a",))) for p in ("3", "4", "5")]
+    broker.release("c#w#1")
+    broker.release("c#w#2")
+    assert recovering.grants == [("c#w#3", ("a",)), ("c#w#4", ("a",))]
+    assert broker.holders("a") == {"c#w#3", "c#w#4"}
+
+
+def test_deferred_acquires_are_granted_in_the_queues_order() -> None:
+    """Oldest parameter first within a workflow and round-robin across workflows, whatever the order of arrival."""
+    recovering = Recovering(a=3)
+    broker = recovering.broker
+    for holder, workflow, parameter in (("p#3", "p", "3"), ("p#1", "p", "1"), ("q#1", "q", "1"), ("p#2", "p", "2")):
+        broker.acquire(holder, workflow, parameter, ["a"])
+    broker.restore_holders("shard-0", {})
+    broker.restore_holders("shard-1", {"x#0": ["a"]})
+    assert dict(recovering.answers) == {
+        "p#3": Waiting(("a",)),
+        "p#1": Granted(("a",)),
+        "q#1": Granted(("a",)),
+        "p#2": Waiting(("a",)),
+    }
+    assert [holder for holder, _ in recovering.answers] == ["p#3", "p#1", "q#1", "p#2"]  # one answer each
+    broker.release("x#0")
+    assert recovering.grants == [("p#2", ("a",))]
+
+
+def test_a_release_while_recovering_frees_a_restored_permit_and_withdraws_a_deferred_acquire() -> None:
+    recovering = Recovering(a=1)
+    broker = recovering.broker
+    broker.restore_holders("shard-0", {"c#w#1": ["a"]})
+    broker.acquire("c#w#2", "c#w", "2", ["a"])
+    broker.acquire("c#w#3", "c#w", "3", ["a"])
+    broker.release("c#w#1")  # ended meanwhile
+    broker.release("c#w#2")  # halted while its acquire was held
+    assert recovering.answers == [("c#w#2", Withdrawn())]
+    assert recovering.grants == []  # nothing is granted while recovering, even with room
+    broker.restore_holders("shard-1", {})
+    assert recovering.answers[1:] == [("c#w#3", Granted(("a",)))]
+    assert broker.holders("a") == {"c#w#3"}
+
+
+def test_a_host_that_never_answers_is_given_up_at_the_deadline() -> None:
+    recovering = Recovering()
+    broker = recovering.broker
+    broker.acquire("c#w#3", "c#w", "3", ["a"])
+    broker.restore_holders("shard-0", {"c#w#1": ["a"]})
+    recovering.clock.advance(REPORT_TIMEOUT - timedelta(milliseconds=1))
+    assert recovering.expire() == ()  # not yet
+    assert recovering.answers == []
+    recovering.clock.advance(timedelta(milliseconds=1))
+    assert recovering.expire() == ("shard-1",)
+    assert broker.awaited_hosts() == ()
+    assert recovering.answers == [("c#w#3", Granted(("a",)))]  # with the holders known: shard-0's
+    assert recovering.expire() == ()  # recovered: nothing more to give up
+
+
+def test_a_late_report_counts_its_holders_and_says_which_limit_it_broke() -> None:
+    recovering = Recovering()
+    broker = recovering.broker
+    for parameter in ("3", "4"):
+        broker.acquire(f"c#w#{parameter}", "c#w", parameter, ["a"])
+    broker.restore_holders("shard-0", {})
+    recovering.clock.advance(REPORT_TIMEOUT)
+    assert recovering.expire() == ("shard-1",)
+    assert broker.holders("a") == {"c#w#3", "c#w#4"}
+    # shard-1 answers at last: its two instances have run all along, so they count, past the limit
+    assert broker.restore_holders("shard-1", {"c#w#1": ["a"], "c#w#2": ["a"]}) == {"a": (4, 2)}
+    assert broker.restore_holders("shard-1", {"c#w#1": ["a"]}) == {}  # the same report again changes nothing
+    assert broker.acquire("c#w#5", "c#w", "5", ["a"]) == Waiting(("a",))
+    for holder in ("c#w#1", "c#w#2"):
+        broker.release(holder)
+        assert recovering.grants == []  # still at or over its limit
+    broker.release("c#w#3")
+    assert recovering.grants == [("c#w#5", ("a",))]
+
+
+def test_a_lowered_limit_exceeded_by_the_restored_holders_is_reported() -> None:
+    recovering = Recovering(a=1)
+    assert recovering.broker.restore_holders("shard-0", {"c#w#1": ["a"], "c#w#2": ["a"]}) == {"a": (2, 1)}
+
+
+def test_a_repeated_acquire_while_recovering_keeps_its_turn_and_asks_for_its_latest_resources() -> None:
+    recovering = Recovering(a=1, b=1)
+    broker = recovering.broker
+    broker.acquire("c#w#1", "c#w", "1", ["a"])
+    broker.acquire("c#w#2", "c#w", "2", ["a"])
+    broker.acquire("c#w#1", "c#w", "1", ["b"])  # its workflow changed; a retried call would repeat it as is
+    assert broker.waiting_count() == 2
+    broker.restore_holders("shard-0", {})
+    broker.restore_holders("shard-1", {})
+    assert recovering.answers == [("c#w#1", Granted(("b",))), ("c#w#2", Granted(("a",)))]

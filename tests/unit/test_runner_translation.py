@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 
 from styx_actors.docker_image import InvalidImageReference
 from styx_actors.events import RunError, Started, Terminate
@@ -324,3 +325,46 @@ async def test_status_listeners_report_each_change_once_on_the_watching_loop() -
     # The listener calls are queued on this loop before the thread's completion is, so they ran first.
     await asyncio.to_thread(publish_from_another_thread)
     assert seen == [("a", Running()), ("a", Exited(1)), ("a", Exited(1))]
+
+
+# -- container settings (docs/runner.md, "Limits and security defaults") ------------------------------------
+
+
+def test_container_settings_have_safe_defaults() -> None:
+    defaults = Settings()
+    assert defaults.container_cap_drop == ["NET_RAW", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETFCAP"]
+    assert (defaults.container_memory_limit, defaults.container_pids_limit) == ("2g", 1024)
+    assert (defaults.container_log_max_size, defaults.container_log_max_files) == ("10m", 3)
+    assert defaults.container_read_only_root is False
+    assert defaults.allowed_registries == []
+
+
+def test_container_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STYX_CONTAINER_CAP_DROP", '["cap_net_raw", "All"]')
+    monkeypatch.setenv("STYX_CONTAINER_MEMORY_LIMIT", "0")
+    monkeypatch.setenv("STYX_ALLOWED_REGISTRIES", '["Index.Docker.io", "GCR.IO", "localhost:5000"]')
+    monkeypatch.setenv("STYX_TERMINATION_LOG_DIR", "/var/lib/styx-termination-logs")
+    configured = Settings()
+    assert configured.container_cap_drop == ["ALL"]  # ALL covers the others
+    assert configured.container_memory_limit is None  # 0: no limit
+    assert configured.allowed_registries == ["docker.io", "gcr.io", "localhost:5000"]
+    assert str(configured.termination_log_dir) == "/var/lib/styx-termination-logs"
+    monkeypatch.setenv("STYX_CONTAINER_CAP_DROP", '["CAP_SYS_ADMIN", "net_raw"]')
+    assert Settings().container_cap_drop == ["SYS_ADMIN", "NET_RAW"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("container_cap_drop", ["NET RAW"]),
+        ("container_memory_limit", "lots"),
+        ("container_log_max_size", "10 MB"),
+        ("container_log_max_files", 0),
+        ("container_pids_limit", -1),
+        ("container_tmp_size", "-1m"),
+        ("allowed_registries", ["https://gcr.io"]),
+    ],
+)
+def test_invalid_container_settings_are_refused_at_startup(name: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=name):
+        Settings(**{name: value})

@@ -1,14 +1,15 @@
-"""`styx serve` (the API service with its actor system) and `styx version`."""
+"""The `styx` script: the API client's commands (styx_actors/cli) plus `styx serve`, which runs the service."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
+from styx_actors import cli
 from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import ArgumentError, UnknownError
-from styx_actors.cli.version import VERSION_TEXT
 
 # Flag name -> Settings field; a flag that is not given leaves the field to STYX_* variables and defaults.
 SERVE_FLAGS = {
@@ -18,10 +19,11 @@ SERVE_FLAGS = {
     "runner": "runner",
     "ray_address": "ray_address",
     "auth": "auth",
+    "api_only": "api_only",
 }
 
 
-def register(commands: CommandParsers, common: argparse.ArgumentParser, without_host: argparse.ArgumentParser) -> None:
+def register_serve(commands: CommandParsers, without_host: argparse.ArgumentParser) -> None:
     # `serve --host` is the address to listen on, so serve takes the global options without -H/--host.
     serve = commands.add_parser(
         "serve",
@@ -50,9 +52,6 @@ def register(commands: CommandParsers, common: argparse.ArgumentParser, without_
     )
     serve.set_defaults(handler=serve_api)
 
-    version = commands.add_parser("version", parents=[common], help="print the CLI's version")
-    version.set_defaults(handler=print_version)
-
 
 def service_settings(args: argparse.Namespace) -> Any:
     """Settings from STYX_* variables, overridden by the flags given."""
@@ -70,7 +69,7 @@ def service_settings(args: argparse.Namespace) -> Any:
 
 def serve_api(args: argparse.Namespace, ctx: Context) -> None:
     settings = service_settings(args)
-    from styx_actors.service import (  # the service's dependencies load only here
+    from styx_server.service import (  # the service's dependencies load only here
         ServiceError,
         run_service,
     )
@@ -82,5 +81,13 @@ def serve_api(args: argparse.Namespace, ctx: Context) -> None:
         raise UnknownError(f"styx serve: {exc}") from exc
 
 
-def print_version(args: argparse.Namespace, ctx: Context) -> None:
-    ctx.output.message(VERSION_TEXT)
+def build_parser() -> argparse.ArgumentParser:
+    return cli.build_parser(hostless_commands=[register_serve])
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, hostless_commands=[register_serve])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
