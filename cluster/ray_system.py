@@ -603,7 +603,9 @@ def connect_ray(settings: Settings) -> bool:
             address=settings.ray_address,
             namespace=settings.ray_namespace,
             include_dashboard=False,
-            logging_level=logging.WARNING,
+            # Ray's banners and warnings (the token-authentication notice...) are noise to a user who
+            # started `styx serve`; its errors are not (docs/configuration.md, STYX_DEBUG).
+            logging_level=logging.INFO if settings.debug else logging.ERROR,
             log_to_driver=False,
         )
     return settings.ray_address is None
@@ -629,7 +631,7 @@ async def start_ray_system(settings: Settings, store: Store | None = None, clock
     else:
         handles = [_runner_options(node, settings).remote(runner_role(node), settings_json) for node in nodes]
         # Ray restarts an actor with its constructor's arguments: a restarted scheduler still knows the marker.
-        marker = remembered_marker(settings.data_dir)
+        marker = remembered_marker(settings.data_dir, open_store(settings.store_url()))
         handles += [
             _host_options(role, settings, detached).remote(role, settings_json, marker=marker if role == "scheduler" else None)
             for role in roles

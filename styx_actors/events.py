@@ -7,6 +7,7 @@ event is written out (`event_to_json`), as the string key `component#workflow#pa
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -80,7 +81,26 @@ class Submit(Event):
         return out
 
     def info(self) -> str:
-        return f"Execution description: {self.execution_description!r}, id: {self.execution_id}"
+        return f"Execution description: {_execution_text(self.execution_description)}, id: {self.execution_id}"
+
+
+def _execution_text(description: ExecutionDescription) -> str:
+    """The container as a person reads it: image and arguments as a shell takes them, then what else is set
+    (`busybox:1.36 echo hello (env A=1 B=2; timeout PT1H)`)."""
+    image = [description.docker_image] if description.docker_image else []
+    env = " ".join(f"{name}={value}" for name, value in sorted(description.env.items()))
+    timeout = description.model_dump(mode="json")["running_timeout"]  # ISO-8601, as in workflow files
+    details = [
+        f"env {env}" if env else "",
+        f"service account {description.service_account}" if description.service_account else "",
+        f"commit {description.commit_sha}" if description.commit_sha else "",
+        f"timeout {timeout}" if timeout else "",
+        f"retry condition {description.retry_condition}" if description.retry_condition else "",
+        "termination logging" if description.docker_termination_logging else "",
+    ]
+    shown = "; ".join(detail for detail in details if detail)
+    command = shlex.join([*image, *description.docker_args])
+    return f"{command} ({shown})" if shown else command
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     environment: str = "production"
     max_body_bytes: int = 1 << 20  # larger request bodies get a 413
     access_log: bool = False  # uvicorn's line per request; changes are in the audit log either way
+    debug: bool = False  # `styx serve --debug`: Ray's own banners and warnings are shown too
     rate_limit_per_second: float | None = Field(default=None, gt=0)  # per client address; None = no limit (429 past it)
     rate_limit_burst: float | None = Field(default=None, ge=1)  # requests a client may save up; None = one second's worth
 
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
     container_network: str | None = None  # Docker network mode, e.g. "none"; None = the engine's default
     container_stop_timeout: Duration = timedelta(seconds=10)  # SIGTERM, then SIGKILL after this (halt, timeout)
     image_pull_timeout: Duration = timedelta(minutes=10)
+    # The end of each execution's output, kept in the store when its container is removed (docs/runner.md,
+    # "Output after the container"): at most this many bytes (0 = keep none; at most the 16 MiB the API
+    # serves), for this long after the execution ended (0 = forever).
+    output_tail_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
+    output_retention: Duration = timedelta(days=30)
 
     # Authentication with Google ID tokens (reference §8.9, docs/auth.md)
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
@@ -187,6 +193,13 @@ class Settings(BaseSettings):
     def _ttls_need_default(cls, ttls: dict[str, timedelta]) -> dict[str, timedelta]:
         """Given TTLs override Styx's defaults state by state."""
         return {**DEFAULT_STALE_STATE_TTLS, **{key.lower(): value for key, value in ttls.items()}}
+
+    @field_validator("output_retention")
+    @classmethod
+    def _retention_not_negative(cls, retention: timedelta) -> timedelta:
+        if retention < timedelta(0):
+            raise ValueError("the output retention cannot be negative (0 keeps outputs forever)")
+        return retention
 
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.data_dir / 'styx.db'}"

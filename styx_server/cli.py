@@ -20,6 +20,7 @@ SERVE_FLAGS = {
     "ray_address": "ray_address",
     "auth": "auth",
     "api_only": "api_only",
+    "debug": "debug",  # the global --debug: for `serve`, Ray's own log lines too
 }
 
 
@@ -30,7 +31,8 @@ def register_serve(commands: CommandParsers, without_host: argparse.ArgumentPars
         parents=[without_host],
         help="run the Styx API service",
         description="Run the Styx v3 API over the actor system on Ray. Every flag can also be set with the "
-        "STYX_* environment variable named after it (STYX_HOST, STYX_PORT, ...); flags win.",
+        "STYX_* environment variable named after it (STYX_HOST, STYX_PORT, ...); flags win. --debug also shows "
+        "Ray's own log lines (STYX_DEBUG).",
     )
     serve.add_argument("--host", dest="listen_host", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
@@ -59,7 +61,8 @@ def service_settings(args: argparse.Namespace) -> Any:
 
     from styx_actors.settings import Settings
 
-    overrides = {field: getattr(args, flag) for flag, field in SERVE_FLAGS.items() if getattr(args, flag) is not None}
+    given: dict[str, Any] = {flag: getattr(args, flag, None) for flag in SERVE_FLAGS}  # absent unless given
+    overrides = {field: given[flag] for flag, field in SERVE_FLAGS.items() if given[flag] is not None}
     try:
         return Settings(**overrides)
     except ValidationError as exc:

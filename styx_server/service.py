@@ -22,12 +22,20 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.deps import Services
+from api.server import uvicorn_config
 from styx_actors.actors.system import ActorSystem
 from styx_actors.clock import Clock, SystemClock
 from styx_actors.settings import Settings
 from styx_actors.store import Store
 from styx_server.auth_mode import OPEN_ACCESS, AuthChoice, choose_auth
-from styx_server.startup import ServiceError, ensure_port_free, open_service_store
+from styx_server.startup import (
+    ServiceError,
+    actors_location,
+    ensure_port_free,
+    open_service_store,
+    ready_line,
+    runner_summary,
+)
 from styx_server.systems import start_actor_system
 
 log = logging.getLogger(__name__)
@@ -62,16 +70,19 @@ async def start_service(settings: Settings, store: Store, clock: Clock, auth: Au
     return Service(app=create_app(services), system=system, services=services)
 
 
-def uvicorn_config(app: FastAPI, settings: Settings, **overrides: object) -> uvicorn.Config:
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        "lifespan": "off",
-        "server_header": False,
-        "access_log": settings.access_log,
-        **overrides,
-    }
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+async def listen(server: uvicorn.Server) -> tuple[asyncio.Task[None], str]:
+    """Start serving and wait until the server listens: the serving task and the URL it answers at."""
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not server.started and not serving.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # uvicorn tells that it listens through this flag only
+    if not server.started:
+        if serving.done():
+            serving.result()  # uvicorn exits when it cannot bind: surface that
+        serving.cancel()
+        raise ServiceError(f"uvicorn did not start on {server.config.host}:{server.config.port}")
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    return serving, f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -89,10 +100,12 @@ async def _serve(settings: Settings) -> None:
     ensure_port_free(settings.host, settings.port)
     store = await open_service_store(settings)
     try:
+        log.info("starting the actors in %s...", actors_location(settings))
         service = await start_service(settings, store, SystemClock(), auth)
         try:
-            log.info("serving the Styx v3 API on http://%s:%d/api/v3", settings.host, settings.port)
-            await uvicorn.Server(uvicorn_config(service.app, settings)).serve()
+            serving, url = await listen(uvicorn.Server(uvicorn_config(service.app, settings)))
+            log.info(ready_line(url, store, settings, await runner_summary(settings)))
+            await serving
         finally:
             await service.stop()
     finally:
@@ -165,16 +178,7 @@ class BackgroundService:
         try:
             service = await start_service(settings, store, self.clock, self.auth)
             self._server = uvicorn.Server(uvicorn_config(service.app, settings, log_level="warning"))
-            serving = asyncio.create_task(self._server.serve())
-            deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-            while not self._server.started and not serving.done() and time.monotonic() < deadline:
-                await asyncio.sleep(0.01)
-            if not self._server.started:
-                if serving.done():
-                    serving.result()  # uvicorn exits when it cannot bind: surface that
-                raise ServiceError(f"uvicorn did not start on {settings.host}:{settings.port}")
-            host, port = self._server.servers[0].sockets[0].getsockname()[:2]
-            self.url = f"http://{host}:{port}"
+            serving, self.url = await listen(self._server)
             self._ready.set()
             await serving
         except BaseException as exc:

@@ -1,5 +1,5 @@
 """Status: the active instances, the event log of one instance, and the service-account usage check
-(reference §8.5)."""
+(reference §8.5); the output of an instance's executions (an extension: docs/api.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from api.bounds import PathId
 from api.deps import API_PREFIX, ServicesDep
 from api.payloads import (
     ENTITY_PAYLOAD,
@@ -23,6 +24,9 @@ from api.payloads import (
 from styx_actors.errors import BadRequest
 from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
 from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, MAX_LOG_TAIL_BYTES
+from styx_actors.store import OutputSummary
+from styx_actors.timeutil import format_instant, from_millis
+from styx_actors.validation import MAX_ID_LENGTH
 
 router = APIRouter(prefix=f"{API_PREFIX}/status", tags=["Status"])
 
@@ -58,21 +62,38 @@ async def instance_events(
     return {"events": [event_payload(stored, instance) for stored in await services.store.events(instance)]}
 
 
-@router.get("/logs/{component_id}/{workflow_id}/{parameter}", responses={404: {"description": "No container"}})
+@router.get("/logs/{component_id}/{workflow_id}/{parameter}", responses={404: {"description": "No output"}})
 async def instance_logs(
-    component_id: str,
-    workflow_id: str,
-    parameter: str,
+    component_id: PathId,
+    workflow_id: PathId,
+    parameter: PathId,
     services: ServicesDep,
     tail_bytes: Annotated[
         int, Query(ge=1, le=MAX_LOG_TAIL_BYTES, description="Return only the last this many bytes of the output")
     ] = DEFAULT_LOG_TAIL_BYTES,
+    execution_id: Annotated[
+        str | None, Query(max_length=MAX_ID_LENGTH, description="The execution (default: the instance's latest)")
+    ] = None,
 ) -> dict[str, str]:
-    """The end of the output of the instance's latest execution while its container exists (an extension of
-    the contract: containers are removed STYX_CONTAINER_GRACE_PERIOD after they end)."""
+    """The end of the output of one of the instance's executions (the latest by default): from its container
+    while that exists (`source` "container"), afterwards what the store kept of it (`source` "store")."""
     instance = WorkflowInstance.of(component_id, workflow_id, parameter)
-    execution_id, logs = await services.commands.logs(instance, tail_bytes)
-    return {"execution_id": execution_id, "logs": logs}
+    found = await services.commands.logs(instance, tail_bytes, execution_id)
+    return {"execution_id": found.execution_id, "logs": found.logs, "source": found.source.value}
+
+
+@router.get("/outputs/{component_id}/{workflow_id}/{parameter}")
+async def instance_outputs(
+    component_id: PathId, workflow_id: PathId, parameter: PathId, services: ServicesDep
+) -> dict[str, list[dict[str, Any]]]:
+    """The instance's executions whose output the store kept, oldest first; empty (not 404) when none."""
+    instance = WorkflowInstance.of(component_id, workflow_id, parameter)
+    return {"outputs": [_output_payload(output) for output in await services.store.execution_outputs(instance)]}
+
+
+def _output_payload(output: OutputSummary) -> dict[str, Any]:
+    ended_at = format_instant(from_millis(output.ended_at))
+    return {"execution_id": output.execution_id, "ended_at": ended_at, "bytes": output.size}
 
 
 @router.post(

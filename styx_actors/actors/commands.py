@@ -7,8 +7,10 @@ Refusals raise CommandError subclasses carrying Styx's messages; nothing is writ
 
 from __future__ import annotations
 
+import enum
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +37,7 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, RunnerError
+from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, RunnerError, text_tail
 from styx_actors.schedule import (
     ParameterError,
     Schedule,
@@ -49,6 +51,20 @@ from styx_actors.store.base import Store
 from styx_actors.timeouts import TimeoutConfig
 from styx_actors.timeutil import to_millis
 from styx_actors.validation import deployment_errors, format_errors_bracketed, format_errors_plain, workflow_errors
+
+
+class LogSource(enum.Enum):
+    CONTAINER = "container"  # read from the execution's container, which still exists (it may be running)
+    STORE = "store"  # what the store kept of it when its container was removed
+
+
+@dataclass(frozen=True)
+class ExecutionLogs:
+    """The end of one execution's output, and where it was read."""
+
+    execution_id: str
+    logs: str
+    source: LogSource
 
 
 def random_id(prefix: str, now_millis: int, rng: random.Random) -> str:
@@ -177,28 +193,40 @@ class Commands:
         except IllegalTransition as exc:
             raise BadRequest(str(exc)) from exc
 
-    async def logs(self, instance: WorkflowInstance, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> tuple[str, str]:
-        """(execution id, last `tail_bytes` bytes of output) of the instance's latest execution, while its
-        container exists."""
-        execution_id = await self._latest_execution_id(instance)
+    async def logs(
+        self, instance: WorkflowInstance, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES, execution_id: str | None = None
+    ) -> ExecutionLogs:
+        """The last `tail_bytes` bytes of the output of one of the instance's executions (the latest when none
+        is named): from its container while that exists, else what the store kept of it."""
+        executions = await self._execution_ids(instance)
         if execution_id is None:
-            raise NotFound("Workflow instance has no execution")
+            if not executions:
+                raise NotFound("Workflow instance has no execution")
+            execution_id = executions[-1]
+        elif execution_id not in executions and await self._store.execution_output(instance, execution_id) is None:
+            raise NotFound(f"Workflow instance has no execution {execution_id}")
         for runner in self._runners:  # one per node; the container is on one of them
             try:
-                return execution_id, await runner.logs(execution_id, tail_bytes)  # positional: Ray ports forward those
+                logs = await runner.logs(execution_id, tail_bytes)  # positional: Ray ports forward those
             except RunnerError:
                 continue
-        raise NotFound(f"The container of execution {execution_id} no longer exists")
+            return ExecutionLogs(execution_id, logs, LogSource.CONTAINER)
+        kept = await self._store.execution_output(instance, execution_id)
+        if kept is not None:
+            return ExecutionLogs(execution_id, text_tail(kept.output.encode(), tail_bytes), LogSource.STORE)
+        others = [summary.execution_id for summary in await self._store.execution_outputs(instance)]
+        hint = f" (output is kept of: {', '.join(others)})" if others else ""
+        gone = f"The container of execution {execution_id} no longer exists"
+        raise NotFound(f"{gone} and none of its output is kept{hint}")
 
-    async def _latest_execution_id(self, instance: WorkflowInstance) -> str | None:
-        state = await self._store.active_state(instance)
-        if state is not None and state.data.execution_id:
-            return state.data.execution_id
-        for stored in reversed(await self._store.events(instance)):
+    async def _execution_ids(self, instance: WorkflowInstance) -> list[str]:
+        """The instance's executions, oldest first, from its event log."""
+        execution_ids: dict[str, None] = {}  # ordered, without repeats
+        for stored in await self._store.events(instance):
             event, _ = event_from_json(stored.event_json)
             if isinstance(event, Submit) and event.execution_id:
-                return event.execution_id
-        return None
+                execution_ids[event.execution_id] = None
+        return list(execution_ids)
 
     async def stats(self) -> dict[str, int]:
         """Transition and trigger totals summed over the instance hosts (metrics)."""

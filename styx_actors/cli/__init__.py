@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from styx_actors.cli import auth, backfills, instances, resources, workflows
+from styx_actors.cli import auth, backfills, instances, logs, resources, workflows
 from styx_actors.cli.client import DEFAULT_HOST, HOST_ENV
 from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import CliError, ExitStatus
@@ -63,6 +63,7 @@ def build_parser(hostless_commands: Sequence[HostlessCommands] = ()) -> argparse
     )
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     instances.register(commands, common)
+    logs.register(commands, common)
     backfills.register(commands, common)
     resources.register(commands, common)
     workflows.register(commands, common)

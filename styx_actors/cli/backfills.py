@@ -108,15 +108,17 @@ def show_backfill(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def _watch(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
-    """Poll until every partition has finished (DONE, ERROR) or the backfill is halted; the last payload."""
-    with ctx.output.backfill_progress(args.backfill_id) as progress:
-        while True:
+    """Poll until every partition has finished (DONE, ERROR) or the backfill is halted; the last payload.
+    The display opens with the first counts, so that its first frame knows the total."""
+    payload = _backfill_with_statuses(args, ctx)
+    counts = PartitionCounts.of(payload["statuses"]["active_states"])
+    with ctx.output.backfill_progress(args.backfill_id, counts) as progress:
+        while not (payload["backfill"]["halted"] or counts.finished):
+            time.sleep(WATCH_POLL_SECONDS)
             payload = _backfill_with_statuses(args, ctx)
             counts = PartitionCounts.of(payload["statuses"]["active_states"])
             progress.update(counts)
-            if payload["backfill"]["halted"] or counts.finished:
-                return payload
-            time.sleep(WATCH_POLL_SECONDS)
+    return payload
 
 
 def list_backfills(args: argparse.Namespace, ctx: Context) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from styx_actors.cli.arguments import add_env_option, env_vars
 from styx_actors.cli.client import api_path
 from styx_actors.cli.context import CommandParsers, Context
-from styx_actors.cli.views import EventInfo, group_states
+from styx_actors.cli.errors import ApiError, ArgumentError
+from styx_actors.cli.views import EventInfo, group_states, parameter_forms
+from styx_actors.schedule import ParameterError, Schedule, parse_aligned_instant, to_parameter
+from styx_actors.timeutil import UTC
 
 # How often `events --follow` asks for new events while the instance is active.
 FOLLOW_POLL_SECONDS = 1.0
@@ -89,8 +95,42 @@ def show_events(args: argparse.Namespace, ctx: Context) -> None:
 
 def trigger_instance(args: argparse.Namespace, ctx: Context) -> None:
     body = {**_instance_body(args), "trigger_parameters": {"env": env_vars(args.env)}}
+    floored = _floored_parameter(args, ctx)
     ctx.client.post("/scheduler/trigger", body, params={"allowFuture": args.allow_future})
-    ctx.output.message(f"Triggered! Use `styx ls -c {args.component}` to check active workflow instances.")
+    instance = [args.component, args.workflow, floored.parameter]
+    changed = floored.parameter != args.parameter
+    note = f" ({args.parameter} floored to the workflow's schedule, {floored.schedule})" if changed else ""
+    ctx.output.message(
+        f"Triggered! Workflow instance {' '.join(instance)}{note}.\n"
+        f"Follow it with `{shlex.join(['styx', 'events', *instance, '--follow'])}`; "
+        f"`styx ls -c {args.component}` lists the active instances."
+    )
+
+
+@dataclass(frozen=True)
+class _Floored:
+    parameter: str  # the instance's parameter, as the service names it
+    schedule: str  # the workflow's schedule, in its JSON form (`days`)
+
+
+def _floored_parameter(args: argparse.Namespace, ctx: Context) -> _Floored:
+    """The instance the service triggers: the given time floored to the workflow's schedule, as the service
+    floors it (`2024-01-01T05` on a daily workflow is `2024-01-01`). A parameter that is no time is refused
+    here with the forms the schedule takes (the service answers in java.time's words). For a workflow that
+    does not exist the given parameter is kept: the service's refusal says what is wrong."""
+    try:
+        workflow = ctx.client.get(api_path("workflows", args.component, args.workflow))
+    except ApiError as exc:
+        if exc.code != 404:
+            raise
+        return _Floored(args.parameter, schedule="unknown")
+    schedule = Schedule.parse(workflow["configuration"]["schedule"])
+    try:
+        parameter = to_parameter(schedule, parse_aligned_instant(args.parameter, schedule))
+    except ParameterError:
+        key = f"{args.component}#{args.workflow}"
+        raise ArgumentError(parameter_forms(args.parameter, key, schedule, datetime.now(UTC))) from None
+    return _Floored(parameter, schedule.json_form())
 
 
 def halt_instance(args: argparse.Namespace, ctx: Context) -> None:

@@ -35,6 +35,10 @@ from styx_actors.timeutil import format_instant, from_millis
 NA = "N/A"
 NO_EXECUTION_ID = "<no-execution-id>"
 NO_INFO = "No info"
+NO_ACTIVE_INSTANCES = (
+    "No active workflow instances. Finished ones are not listed: "
+    "`styx events COMPONENT WORKFLOW PARAMETER` shows what happened to one."
+)
 TRUNCATED_LENGTH = 20
 ELLIPSIS = "..."
 # Piped pretty output is not folded at rich's default 80 columns (tables are only as wide as their cells).
@@ -91,7 +95,9 @@ class Output(Protocol):
     def backfill(self, backfill: dict[str, Any], no_trunc: bool) -> None: ...
     def backfill_payload(self, payload: dict[str, Any], no_trunc: bool) -> None: ...
     def backfills(self, payloads: list[dict[str, Any]], no_trunc: bool) -> None: ...
-    def backfill_progress(self, backfill_id: str) -> AbstractContextManager[ProgressDisplay]: ...
+    def backfill_progress(
+        self, backfill_id: str, first: PartitionCounts
+    ) -> AbstractContextManager[ProgressDisplay]: ...
     def resources(self, resources: list[dict[str, Any]]) -> None: ...
     def workflow(self, workflow_with_state: dict[str, Any]) -> None: ...
     def workflows(self, workflows: list[dict[str, Any]]) -> None: ...
@@ -103,6 +109,11 @@ def make_output(json_mode: bool, plain: bool) -> Output:
     if plain:
         return PlainOutput()
     return PrettyOutput()
+
+
+def warn(text: str) -> None:
+    """A warning: on stderr, so that it never mixes with a command's (JSON or plain) output."""
+    print(f"Warning: {text}", file=sys.stderr)
 
 
 def event_time(timestamp_ms: int) -> str:
@@ -193,7 +204,7 @@ class PrettyOutput:
         self.console.print(text)
 
     def states(self, groups: StateGroups) -> None:
-        self.console.print(self._states_table(groups))
+        self.console.print(self._states_table(groups) if groups else NO_ACTIVE_INSTANCES)
 
     def _states_table(self, groups: StateGroups) -> Table:
         table = _table(*STATE_COLUMNS, unbroken=UNBROKEN_STATE_COLUMNS)
@@ -257,7 +268,7 @@ class PrettyOutput:
             self.console.print(Text.assemble((f"{label + ':':<{width}}", "bold"), value))
 
     @contextmanager
-    def backfill_progress(self, backfill_id: str) -> Iterator[ProgressDisplay]:
+    def backfill_progress(self, backfill_id: str, first: PartitionCounts) -> Iterator[ProgressDisplay]:
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -268,10 +279,10 @@ class PrettyOutput:
             TextColumn("of {task.total}"),
             console=self.console,
         )
+        bar = _ProgressBar(progress, progress.add_task(backfill_id))
+        bar.update(first)  # before the first frame is drawn, so that it shows the total
         with progress:
-            yield _ProgressBar(
-                progress, progress.add_task(backfill_id, total=None, done=0, running=0, failed=0, waiting=0)
-            )
+            yield bar
 
     def resources(self, resources: list[dict[str, Any]]) -> None:
         table = _table("RESOURCE", "CONCURRENCY")
@@ -370,8 +381,10 @@ class PlainOutput:
         for payload in payloads:
             self.backfill_payload(payload, no_trunc)
 
-    def backfill_progress(self, backfill_id: str) -> AbstractContextManager[ProgressDisplay]:
-        return nullcontext(_ProgressLines(backfill_id))
+    def backfill_progress(self, backfill_id: str, first: PartitionCounts) -> AbstractContextManager[ProgressDisplay]:
+        lines = _ProgressLines(backfill_id)
+        lines.update(first)
+        return nullcontext(lines)
 
     def resources(self, resources: list[dict[str, Any]]) -> None:
         for resource in (Resource.model_validate(item) for item in resources):
@@ -442,7 +455,7 @@ class JsonOutput:
     def backfills(self, payloads: list[dict[str, Any]], no_trunc: bool) -> None:
         _print_json(payloads)
 
-    def backfill_progress(self, backfill_id: str) -> AbstractContextManager[ProgressDisplay]:
+    def backfill_progress(self, backfill_id: str, first: PartitionCounts) -> AbstractContextManager[ProgressDisplay]:
         """Nothing while watching: the final payload is the one JSON document printed."""
         return nullcontext(_NoProgress())
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from styx_actors.events import EventParseError, event_from_json
+from styx_actors.schedule import Schedule, WellKnown, to_parameter
 
 # One active-states group per workflow key `component#workflow`, instances in parameter order.
 StateGroups = dict[str, list[dict[str, Any]]]
@@ -88,3 +90,24 @@ def compact_json(value: Any) -> str:
 def env_text(env: dict[str, str]) -> str:
     """`K1=V1 K2=V2`, keys sorted."""
     return " ".join(f"{key}={env[key]}" for key in sorted(env))
+
+
+def schedule_forms() -> str:
+    """The schedules a workflow may have, for the error that refuses another."""
+    names = ", ".join(kind.name.lower() for kind in WellKnown)
+    spellings = ", ".join(f"{kind.value}/{Schedule.parse(kind.value).json_form()}" for kind in WellKnown)
+    return (
+        f"accepted schedules: {names} (also written {spellings}), or a 5-field cron expression "
+        "'minute hour day-of-month month day-of-week' in UTC, such as '0 4 * * 1-5' (04:00 on weekdays)"
+    )
+
+
+def parameter_forms(parameter: str, workflow: str, schedule: Schedule, now: datetime) -> str:
+    """Why a trigger's parameter is refused, with the forms the workflow's schedule takes: the latest
+    partition as an example, and that any finer time is floored."""
+    example = to_parameter(schedule, schedule.last(now))
+    return (
+        f"Cannot read the parameter {parameter!r} as a time. Workflow {workflow} (schedule {schedule.json_form()}) "
+        f"takes partitions like {example}; any time yyyy-MM-dd[THH[:mm[:ss]]] in UTC (or ending in Z or "
+        "+hh:mm/-hh:mm) is floored to its schedule."
+    )

@@ -8,6 +8,8 @@ text that was written, and `yes` is not silently turned into `true`.
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -26,6 +28,29 @@ docker_args: [echo, bar]
 ========================"""
 
 _KEPT_RESOLVERS = frozenset({"tag:yaml.org,2002:null", "tag:yaml.org,2002:merge"})
+KNOWN_KEYS = frozenset(
+    name
+    for field_name, field in WorkflowConfiguration.model_fields.items()
+    for name in (field_name, field.alias)
+    if name is not None
+)
+
+
+@dataclass(frozen=True)
+class WorkflowDocument:
+    """One workflow of a file, and the keys it has that no workflow field has. Those are ignored, as Styx
+    ignores them, but they are most often typos (`docker_arg:`), so the CLI warns about them."""
+
+    configuration: WorkflowConfiguration
+    unknown_keys: list[str]
+
+    def unknown_key_warnings(self) -> list[str]:
+        warnings = []
+        for key in self.unknown_keys:
+            close = difflib.get_close_matches(key, KNOWN_KEYS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            warnings.append(f"workflow {self.configuration.id}: unknown key {key!r} is ignored{hint}")
+        return warnings
 
 
 class _TextScalarLoader(yaml.SafeLoader):
@@ -42,8 +67,9 @@ def structure_error(problem: str) -> InputError:
     return InputError(f"{STRUCTURE_ERROR}{problem}\n{MINIMAL_EXAMPLE}")
 
 
-def read_workflow_configurations(text: str) -> list[WorkflowConfiguration]:
-    """Every document of `text` as a WorkflowConfiguration (empty documents are skipped).
+def read_workflow_documents(text: str) -> list[WorkflowDocument]:
+    """Every document of `text` as a WorkflowConfiguration with its unknown keys (empty documents are
+    skipped).
 
     Raises InputError (exit status 6) when the text is not YAML/JSON or a document does not have the
     shape of a workflow configuration.
@@ -52,12 +78,14 @@ def read_workflow_configurations(text: str) -> list[WorkflowConfiguration]:
         documents = list(yaml.load_all(text, Loader=_TextScalarLoader))
     except yaml.YAMLError as exc:
         raise structure_error(_yaml_problem(exc)) from None
-    configurations = [
-        _configuration(index, document) for index, document in enumerate(documents, 1) if document is not None
+    workflows = [
+        WorkflowDocument(_configuration(index, document), [str(key) for key in document if key not in KNOWN_KEYS])
+        for index, document in enumerate(documents, 1)
+        if document is not None
     ]
-    if not configurations:
+    if not workflows:
         raise structure_error("no workflow configuration found")
-    return configurations
+    return workflows
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

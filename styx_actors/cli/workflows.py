@@ -10,8 +10,11 @@ from functools import partial
 from styx_actors.cli.client import api_path
 from styx_actors.cli.context import CommandParsers, Context
 from styx_actors.cli.errors import ApiError, ArgumentError, UnknownError
-from styx_actors.cli.workflow_files import read_workflow_configurations, structure_error
+from styx_actors.cli.output import warn
+from styx_actors.cli.views import schedule_forms
+from styx_actors.cli.workflow_files import read_workflow_documents, structure_error
 from styx_actors.model import Workflow, WorkflowConfiguration
+from styx_actors.schedule import InvalidSchedule, Schedule
 from styx_actors.validation import deployment_errors
 
 STDIN = "-"
@@ -58,8 +61,13 @@ def show_workflow(args: argparse.Namespace, ctx: Context) -> None:
 
 
 def create_workflows(args: argparse.Namespace, ctx: Context) -> None:
-    configurations = read_workflow_configurations(_read_file(args.file))
+    documents = read_workflow_documents(_read_file(args.file))
+    configurations = [document.configuration for document in documents]
     _validate(args.component, configurations)
+    for document in documents:
+        for warning in document.unknown_key_warnings():
+            warn(warning)
+    _warn_about_missing_resources(ctx, configurations)
     for configuration in configurations:
         body = configuration.model_dump(mode="json", exclude_unset=True)
         created = ctx.client.post(api_path("workflows", args.component), body)
@@ -88,8 +96,34 @@ def _validate(component: str, configurations: list[WorkflowConfiguration]) -> No
         if errors:
             report.append(f"Invalid workflow configuration: {configuration.id}")
             report.extend(f"  error: {error}" for error in errors)
+            if not _is_schedule(configuration.schedule):
+                report.append(f"  {schedule_forms()}")
     if report:
         raise ArgumentError("\n".join(report))
+
+
+def _is_schedule(text: str) -> bool:
+    try:
+        Schedule.parse(text)
+    except InvalidSchedule:
+        return False
+    return True
+
+
+def _warn_about_missing_resources(ctx: Context, configurations: list[WorkflowConfiguration]) -> None:
+    """The service accepts a workflow whose resources do not exist (as Styx does), but its instances fail
+    until they do: say so before creating it."""
+    if not any(configuration.resources for configuration in configurations):
+        return
+    existing = {resource["id"] for resource in ctx.client.get("/resources")["resources"]}
+    for configuration in configurations:
+        missing = [resource for resource in configuration.resources if resource not in existing]
+        if missing:
+            warn(
+                f"workflow {configuration.id} uses resources that do not exist: {', '.join(missing)}. Its instances "
+                "fail (\"Referenced resources not found\") and are retried until they exist: "
+                f"`styx resource create {missing[0]} CONCURRENCY`."
+            )
 
 
 def delete_workflows(args: argparse.Namespace, ctx: Context) -> None:

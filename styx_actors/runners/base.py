@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,7 @@ from styx_actors.docker_image import with_default_tag
 from styx_actors.events import Event, RunError, Started, Terminate
 from styx_actors.execution import substitute_parameter
 from styx_actors.model import RunState, State, Trigger, WorkflowInstance
+from styx_actors.store.base import ExecutionOutput
 
 TERMINATION_LOG_PATH = "/dev/termination-log"
 # Kubernetes keeps at most 4096 bytes of a termination message. A longer log is no message at all: it is
@@ -199,11 +200,27 @@ def progress_events(state: State, status: ExecutionStatus) -> list[Event]:
     raise TypeError(f"not an execution status: {status!r}")
 
 
+def text_tail(data: bytes, limit: int, cut: bool = False) -> str:
+    """The last `limit` bytes of `data` as UTF-8 text. When bytes before them were dropped (`cut`, or `data`
+    is longer), the cut may fall inside a character (continuation bytes are 10xxxxxx): the text then starts
+    at the next whole one."""
+    cut = cut or len(data) > limit
+    data = data[-limit:]
+    if cut:
+        start = 0
+        while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
+            start += 1
+        data = data[start:]
+    return data.decode("utf-8", errors="replace")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The runner
 
 
 StatusListener = Callable[[str, ExecutionStatus], None]
+# Keeps the end of an execution's output before its container is removed (the janitor's: into the store).
+OutputKeeper = Callable[[ExecutionOutput], Awaitable[None]]
 
 
 class Runner(Protocol):
@@ -228,8 +245,10 @@ class Runner(Protocol):
         """The last `tail_bytes` bytes of the execution's output (stdout and stderr, as UTF-8) while it still
         exists. Raises RunnerError when it is gone."""
 
-    async def cleanup(self, wanted_execution_ids: set[str]) -> None:
-        """Remove what finished executions left behind, except those still wanted, after a grace period."""
+    async def cleanup(self, wanted_execution_ids: set[str], keep_output: OutputKeeper | None = None) -> None:
+        """Remove what finished executions left behind, except those still wanted, after a grace period.
+        Before removing an execution's container, hand the end of its output (STYX_OUTPUT_TAIL_BYTES) to
+        `keep_output`; when that fails, the container stays for a later cleanup (for a while)."""
 
     async def close(self) -> None: ...
 

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
@@ -38,6 +38,7 @@ from docker.utils import kwargs_from_env
 
 from styx_actors.clock import Clock, SystemClock
 from styx_actors.docker_image import InvalidImageReference, disallowed_registry
+from styx_actors.model import WorkflowInstance
 from styx_actors.runners.base import (
     DEFAULT_LOG_TAIL_BYTES,
     TERMINATION_LOG_PATH,
@@ -46,6 +47,7 @@ from styx_actors.runners.base import (
     Exited,
     Failed,
     NotFound,
+    OutputKeeper,
     Pending,
     Running,
     RunnerError,
@@ -53,9 +55,11 @@ from styx_actors.runners.base import (
     StatusListener,
     StatusListeners,
     termination_exit_code,
+    text_tail,
 )
 from styx_actors.settings import Settings
-from styx_actors.timeutil import UTC
+from styx_actors.store.base import ExecutionOutput
+from styx_actors.timeutil import UTC, to_millis
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,9 @@ _WATCH_RETRY_MAX_SECONDS = 5.0
 # Docker's multiplexed stream: each frame is a header (stream, 3 zero bytes, big-endian length), then data.
 _FRAME_HEADER = struct.Struct(">BxxxL")
 _READ_SIZE = 64 * 1024  # frames are read in pieces of at most this: a frame's length bounds nothing
+# A container whose output could not be kept (the store is away) stays this long past its grace period,
+# cleanup after cleanup, before it is removed anyway: a store that stays away must not fill the engine's disk.
+OUTPUT_KEEP_RETRY_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,7 @@ class _OwnedContainer:
     status: ExecutionStatus
     created_at: datetime
     finished_at: datetime | None  # None while running or when it never ran
+    instance: WorkflowInstance | None  # from its labels
 
 
 class DockerRunner:
@@ -146,7 +154,7 @@ class DockerRunner:
             raise ValueError(f"tail_bytes must be at least 1, not {tail_bytes}")
         return await self._call(self._logs_sync, execution_id, tail_bytes)
 
-    async def cleanup(self, wanted_execution_ids: set[str]) -> None:
+    async def cleanup(self, wanted_execution_ids: set[str], keep_output: OutputKeeper | None = None) -> None:
         """Remove containers nothing wants any more, once they are older than the grace period.
 
         A finished container goes `container_grace_period` after it finished; a running or never-started
@@ -154,6 +162,10 @@ class DockerRunner:
         created, so a container started just after `wanted_execution_ids` was computed survives. The caller
         must pass every execution id its active instances still use (SUBMITTING, SUBMITTED, RUNNING), and so
         must not call this before it has recovered its instances after a restart.
+
+        Just before a container goes, the end of its output is handed to `keep_output` (docs/runner.md,
+        "Output after the container"); when that fails, the container stays for the next cleanup, for at
+        most OUTPUT_KEEP_RETRY_WINDOW past its grace period.
         """
         if self._settings.keep_containers:
             return
@@ -162,8 +174,35 @@ class DockerRunner:
         for container in owned:
             if container.execution_id in wanted_execution_ids:
                 continue
-            if (container.finished_at or container.created_at) <= deadline:
-                await self._call(self._remove_sync, container.execution_id)
+            removable_since = container.finished_at or container.created_at
+            if removable_since > deadline:
+                continue
+            if keep_output is not None:
+                may_wait = removable_since > deadline - OUTPUT_KEEP_RETRY_WINDOW
+                if not await self._keep_output(container, keep_output, may_wait):
+                    continue
+            await self._call(self._remove_sync, container.execution_id)
+
+    async def _keep_output(self, container: _OwnedContainer, keep_output: OutputKeeper, may_wait: bool) -> bool:
+        """Hand the end of the container's output to `keep_output`. False when that failed and the container
+        `may_wait` for the next cleanup to try again; True when it may go."""
+        tail_bytes = self._settings.output_tail_bytes
+        if not tail_bytes or container.instance is None:
+            return True
+        execution_id = container.execution_id
+        ended_at = container.finished_at or self._clock.now()  # one that never finished ends now
+        retention = self._settings.output_retention
+        try:
+            output = await self._call(self._logs_sync, execution_id, tail_bytes)
+            expires_at = to_millis(ended_at + retention) if retention else None
+            kept = ExecutionOutput(container.instance, execution_id, to_millis(ended_at), output, expires_at)
+            await keep_output(kept)
+        except Exception as exc:  # the engine, or whatever `keep_output` writes to (the store)
+            if may_wait:
+                log.warning("Output of %s not kept (%s); its container stays for the next cleanup", execution_id, exc)
+                return False
+            log.warning("Output of %s not kept (%s); its container is removed anyway", execution_id, exc)
+        return True
 
     async def close(self) -> None:
         self._closed.set()
@@ -375,18 +414,20 @@ class DockerRunner:
         api = self._client()
         owned = []
         for summary in api.containers(all=True, filters={"label": f"{LABEL_INSTALLATION}={self.installation_id}"}):
-            execution_id = (summary.get("Labels") or {}).get(LABEL_EXECUTION_ID)
+            labels = summary.get("Labels") or {}
+            execution_id = labels.get(LABEL_EXECUTION_ID)
             if not execution_id:
                 continue
             created_at = datetime.fromtimestamp(summary["Created"], tz=UTC)
+            instance = _labelled_instance(labels)
             if summary["State"] in _RUNNING_STATES:
-                owned.append(_OwnedContainer(execution_id, Running(), created_at, None))
+                owned.append(_OwnedContainer(execution_id, Running(), created_at, None, instance))
                 continue
             info = self._inspect_owned(api, execution_id)
             if info is not None:  # None: removed since the listing
                 finished_at = _engine_time(info["State"].get("FinishedAt"))
                 status = self._status_of(execution_id, info)
-                owned.append(_OwnedContainer(execution_id, status, created_at, finished_at))
+                owned.append(_OwnedContainer(execution_id, status, created_at, finished_at, instance))
         return owned
 
     def _logs_sync(self, execution_id: str, tail_bytes: int) -> str:
@@ -526,15 +567,7 @@ class _Tail:
             self._dropped = True
 
     def text(self) -> str:
-        data = b"".join(self._pieces)
-        cut = self._dropped or len(data) > self._limit
-        data = data[-self._limit :]
-        if cut:  # the cut may fall inside a character (continuation bytes are 10xxxxxx): start at the next one
-            start = 0
-            while start < min(3, len(data)) and data[start] & 0xC0 == 0x80:
-                start += 1
-            data = data[start:]
-        return data.decode("utf-8", errors="replace")
+        return text_tail(b"".join(self._pieces), self._limit, cut=self._dropped)
 
 
 def _frame_payloads(stream: BinaryIO) -> Iterator[bytes]:
@@ -560,6 +593,14 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
             break
         data += more
     return data
+
+
+def _labelled_instance(labels: dict[str, str]) -> WorkflowInstance | None:
+    """The instance a container's labels name (every container this runner creates has them)."""
+    try:
+        return WorkflowInstance.of(labels[LABEL_COMPONENT_ID], labels[LABEL_WORKFLOW_ID], labels[LABEL_PARAMETER])
+    except KeyError:
+        return None
 
 
 _FRACTION = re.compile(r"\.(\d+)")

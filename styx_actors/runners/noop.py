@@ -11,6 +11,7 @@ from styx_actors.runners.base import (
     ExecutionStatus,
     Exited,
     NotFound,
+    OutputKeeper,
     RunnerError,
     RunSpec,
     StatusListener,
@@ -50,8 +51,8 @@ class NoopRunner:
             raise RunnerError(f"No container for execution {execution_id}")
         return ""
 
-    async def cleanup(self, wanted_execution_ids: set[str]) -> None:
-        """Forget executions nobody wants (no grace period: there is nothing to inspect)."""
+    async def cleanup(self, wanted_execution_ids: set[str], keep_output: OutputKeeper | None = None) -> None:
+        """Forget executions nobody wants (no grace period: there is nothing to inspect, no output to keep)."""
         for execution_id in self._executions - wanted_execution_ids:
             self._executions.discard(execution_id)
             self._listeners.forget(execution_id)

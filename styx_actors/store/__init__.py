@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from styx_actors.store.base import Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
 
-__all__ = ["Store", "StoreError", "StoredEvent", "Transition", "open_store"]
+__all__ = ["ExecutionOutput", "OutputSummary", "Store", "StoreError", "StoredEvent", "Transition", "open_store"]
 
 URL_FORMS = "sqlite:///PATH, sqlite://:memory: or redis://HOST:PORT/DB[?prefix=NAME]"
 

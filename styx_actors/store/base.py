@@ -5,7 +5,8 @@ What is stored (design.md §2, reference §9.2):
 - resources, backfills, the global config,
 - one snapshot per *active* workflow instance (its RunState, keyed by instance),
 - the append-only event log of every instance, ordered by the RunState counter, and an index of the
-  instances each workflow has events for (served by the instances endpoint).
+  instances each workflow has events for (served by the instances endpoint),
+- the end of each finished execution's output, kept until it expires (docs/store.md, "Execution output").
 
 The write path of the scheduler is `commit()`: a batch of transitions, each writing its instance's snapshot
 and its event atomically. A snapshot is only written when its counter is newer than the stored one, so a
@@ -45,6 +46,31 @@ class StoredEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionOutput:
+    """What is kept of one execution's output once its container is gone."""
+
+    instance: WorkflowInstance
+    execution_id: str
+    ended_at: int  # epoch milliseconds
+    output: str  # the end of its stdout and stderr (at most STYX_OUTPUT_TAIL_BYTES bytes of UTF-8)
+    expires_at: int | None = None  # epoch milliseconds (wall clock) from which it is gone; None: never
+
+    @property
+    def size(self) -> int:
+        """Bytes of the output as UTF-8 (what it costs in the store)."""
+        return len(self.output.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSummary:
+    """One kept output without its text (listings)."""
+
+    execution_id: str
+    ended_at: int  # epoch milliseconds
+    size: int  # bytes of the output as UTF-8
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One persisted step of an instance: its new RunState and the event that produced it.
 
@@ -64,6 +90,12 @@ class Transition:
 
 class Store(abc.ABC):
     """Async persistence for everything the scheduler knows. Every method may raise StoreError."""
+
+    @property
+    @abc.abstractmethod
+    def identity(self) -> str | None:
+        """Where the data lives, without credentials (`sqlite:////abs/path.db`, `redis://host:6379/0?prefix=styx`);
+        None in memory. The data dir remembers one installation marker per identity (marker.py)."""
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -204,6 +236,29 @@ class Store(abc.ABC):
         start: str | None = None,
         stop: str | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[str]:
         """Parameters of the workflow's instances that have events, in lexicographic order, from `start`
-        (inclusive) to `stop` (exclusive), at most `limit` of them."""
+        (inclusive) to `stop` (exclusive), at most `limit` of them. `newest_first`: in reverse order, so
+        that `limit` keeps the latest ones (the dashboard's recent instances)."""
+
+    # -- execution output -----------------------------------------------------------------------------------
+    # Expired outputs are never returned: Redis drops them itself (key TTLs), SQLite filters them on read
+    # and deletes them in bounded batches (`delete_expired_outputs`, called by the janitor).
+
+    @abc.abstractmethod
+    async def put_execution_output(self, output: ExecutionOutput) -> None:
+        """Keep an execution's output until `output.expires_at`, replacing what was kept of that execution."""
+
+    @abc.abstractmethod
+    async def execution_output(self, instance: WorkflowInstance, execution_id: str) -> ExecutionOutput | None:
+        """The output kept of the instance's execution `execution_id`; None when none is (or it expired)."""
+
+    @abc.abstractmethod
+    async def execution_outputs(self, instance: WorkflowInstance) -> list[OutputSummary]:
+        """The instance's kept outputs, sorted by end time, then execution id."""
+
+    @abc.abstractmethod
+    async def delete_expired_outputs(self, limit: int) -> int:
+        """Delete at most `limit` outputs whose expiry has passed; how many were deleted. A backend whose
+        records expire by themselves (Redis) has none to delete."""

@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -29,7 +30,7 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.store.base import Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
 from styx_actors.store.records import (
     check_active_filter,
     check_limit,
@@ -126,6 +127,40 @@ redis.call('HSET', KEYS[2], ARGV[1], encoded)
 return encoded
 """
 
+# KEYS: an execution's output hash, its instance's output index; ARGV: execution id, ended_at, size, output,
+# expires_at ('' = never). The output key expires with the output; the index lives as long as the
+# longest-kept output it lists (entries of expired outputs are dropped when read: UNINDEX_EXPIRED_SCRIPT).
+PUT_OUTPUT_SCRIPT = """
+local index_ttl = redis.call('PTTL', KEYS[2])  -- -2: no index yet, -1: it lists an output kept forever
+redis.call('HSET', KEYS[1], 'ended_at', ARGV[2], 'size', ARGV[3], 'output', ARGV[4], 'expires_at', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if ARGV[5] == '' then
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+  return 1
+end
+local expires_at = tonumber(ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], expires_at)
+if index_ttl == -2 then
+  redis.call('PEXPIREAT', KEYS[2], expires_at)
+elseif index_ttl >= 0 then
+  local now = redis.call('TIME')
+  if expires_at > tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + index_ttl then
+    redis.call('PEXPIREAT', KEYS[2], expires_at)
+  end
+end
+return 1
+"""
+
+# KEYS: an instance's output index, the output hash of ARGV[1]; the entry goes only if the output has expired
+# (a put of the same execution may have come meanwhile).
+UNINDEX_EXPIRED_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
 
 @functools.lru_cache(maxsize=65536)  # every transition names its instance's keys five times
 def composite(*parts: str | None) -> str:
@@ -165,6 +200,14 @@ class RedisKeys:
         # sorted set, all scores 0: the parameters with events, in byte (= code point) order
         return f"{self.prefix}:parameters:{composite(component_id, workflow_id)}"
 
+    def output(self, instance: WorkflowInstance, execution_id: str) -> str:
+        # hash: ended_at, size, output, expires_at; expires with the output
+        return f"{self.prefix}:output:{composite(*instance_parts(instance), execution_id)}"
+
+    def outputs(self, instance: WorkflowInstance) -> str:
+        # sorted set: execution ids with a kept output, scored by ended_at
+        return f"{self.prefix}:outputs:{composite(*instance_parts(instance))}"
+
 
 def encode_event_entry(event: StoredEvent) -> str:
     """`counter timestamp json`: the counter first, so the commit script can read it with one match."""
@@ -185,6 +228,8 @@ class _Connection:
     indexed_snapshots: AsyncScript
     patch_state: AsyncScript
     latest_counters: AsyncScript
+    put_output: AsyncScript
+    unindex_expired: AsyncScript
 
 
 P = ParamSpec("P")
@@ -214,6 +259,15 @@ class RedisStore(Store):
         self.keys = RedisKeys(prefix)
         self._connection: _Connection | None = None
 
+    @property
+    def identity(self) -> str:
+        """Scheme, server, database and prefix; the password and other options of the URL are left out."""
+        parts = urlsplit(self._url)
+        host = parts.hostname or "localhost"
+        server = f"[{host}]" if ":" in host else host
+        database = parts.path.strip("/") or dict(parse_qsl(parts.query)).get("db", "0")
+        return f"{parts.scheme}://{server}:{parts.port or 6379}/{database}?prefix={self.keys.prefix}"
+
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     @_translate_errors
@@ -232,6 +286,8 @@ class RedisStore(Store):
             indexed_snapshots=client.register_script(INDEXED_SNAPSHOTS_SCRIPT),
             patch_state=client.register_script(PATCH_STATE_SCRIPT),
             latest_counters=client.register_script(LATEST_COUNTERS_SCRIPT),
+            put_output=client.register_script(PUT_OUTPUT_SCRIPT),
+            unindex_expired=client.register_script(UNINDEX_EXPIRED_SCRIPT),
         )
 
     async def close(self) -> None:
@@ -464,15 +520,62 @@ class RedisStore(Store):
         start: str | None = None,
         stop: str | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[str]:
         check_limit(limit)
-        return await self._open.client.zrangebylex(
-            self.keys.parameters(workflow_id.component_id, workflow_id.id),
-            "-" if start is None else f"[{start}",
-            "+" if stop is None else f"({stop}",
-            start=None if limit is None else 0,
-            num=limit,
+        key = self.keys.parameters(workflow_id.component_id, workflow_id.id)
+        low = "-" if start is None else f"[{start}"
+        high = "+" if stop is None else f"({stop}"
+        page = {"start": None if limit is None else 0, "num": limit}
+        if newest_first:
+            return await self._open.client.zrevrangebylex(key, high, low, **page)
+        return await self._open.client.zrangebylex(key, low, high, **page)
+
+    # -- execution output -----------------------------------------------------------------------------------
+
+    @_translate_errors
+    async def put_execution_output(self, output: ExecutionOutput) -> None:
+        await self._open.put_output(
+            keys=[self.keys.output(output.instance, output.execution_id), self.keys.outputs(output.instance)],
+            args=[
+                output.execution_id,
+                output.ended_at,
+                output.size,
+                output.output,
+                "" if output.expires_at is None else output.expires_at,
+            ],
         )
+
+    @_translate_errors
+    async def execution_output(self, instance: WorkflowInstance, execution_id: str) -> ExecutionOutput | None:
+        ended_at, text, expires_at = await self._open.client.hmget(
+            self.keys.output(instance, execution_id), ["ended_at", "output", "expires_at"]
+        )
+        if ended_at is None:
+            return None
+        return ExecutionOutput(instance, execution_id, int(ended_at), text, int(expires_at) if expires_at else None)
+
+    @_translate_errors
+    async def execution_outputs(self, instance: WorkflowInstance) -> list[OutputSummary]:
+        index = self.keys.outputs(instance)
+        execution_ids = await self._open.client.zrange(index, 0, -1)
+        async with self._open.client.pipeline(transaction=False) as pipe:
+            for execution_id in execution_ids:
+                pipe.hmget(self.keys.output(instance, execution_id), ["ended_at", "size"])
+            found = await pipe.execute()
+        summaries = []
+        for execution_id, (ended_at, size) in zip(execution_ids, found, strict=True):
+            if ended_at is None:  # expired since: its index entry goes too
+                output_key = self.keys.output(instance, execution_id)
+                await self._open.unindex_expired(keys=[index, output_key], args=[execution_id])
+            else:
+                summaries.append(OutputSummary(execution_id=execution_id, ended_at=int(ended_at), size=int(size)))
+        return sorted(summaries, key=lambda summary: (summary.ended_at, summary.execution_id))
+
+    async def delete_expired_outputs(self, limit: int) -> int:
+        """Redis deletes expired outputs itself (key TTLs)."""
+        check_limit(limit)
+        return 0
 
     async def _indexed_snapshots(self, index_key: str) -> list[str]:
         return await self._open.indexed_snapshots(keys=[index_key, self.keys.snapshots])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,7 +31,7 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.store.base import Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
 from styx_actors.store.records import (
     Outcome,
     apply_state_patch,
@@ -45,7 +46,7 @@ from styx_actors.store.records import (
 )
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: execution outputs (a table added to version 1: opening a version 1 file adds it)
 
 # Rows with large JSON live in rowid tables (their primary key becomes a unique index); the small
 # `instances` index table is clustered on its key.
@@ -71,7 +72,14 @@ CREATE TABLE IF NOT EXISTS events (
     component TEXT NOT NULL, workflow TEXT NOT NULL, parameter TEXT NOT NULL,
     counter INTEGER NOT NULL, timestamp INTEGER NOT NULL, event_json TEXT NOT NULL,
     PRIMARY KEY (component, workflow, parameter, counter));
+CREATE TABLE IF NOT EXISTS outputs (
+    component TEXT NOT NULL, workflow TEXT NOT NULL, parameter TEXT NOT NULL, execution_id TEXT NOT NULL,
+    ended_at INTEGER NOT NULL, expires_at INTEGER, size INTEGER NOT NULL, output TEXT NOT NULL,
+    PRIMARY KEY (component, workflow, parameter, execution_id));
+CREATE INDEX IF NOT EXISTS outputs_by_expiry ON outputs (expires_at) WHERE expires_at IS NOT NULL;
 """
+# Kept outputs not yet expired at `?` (now, epoch milliseconds).
+_OUTPUT_LIVES = "(expires_at IS NULL OR expires_at > ?)"
 
 GLOBAL_CONFIG = "global"
 INSTALLATION_MARKER = "installation-marker"  # in the config table: name -> the marker as record_json
@@ -134,6 +142,10 @@ class SqliteStore(Store):
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def identity(self) -> str | None:
+        return None if self._path == MEMORY else f"sqlite:///{Path(self._path).resolve()}"
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -385,6 +397,7 @@ class SqliteStore(Store):
         start: str | None = None,
         stop: str | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[str]:
         check_limit(limit)
         conditions = ["component = ?", "workflow = ?"]
@@ -397,9 +410,57 @@ class SqliteStore(Store):
             params.append(stop)
         params.append(-1 if limit is None else limit)  # LIMIT -1: no limit
         rows = await self._fetchall(
-            f"SELECT parameter FROM instances WHERE {' AND '.join(conditions)} ORDER BY parameter LIMIT ?", params
+            f"SELECT parameter FROM instances WHERE {' AND '.join(conditions)} "
+            f"ORDER BY parameter {'DESC' if newest_first else 'ASC'} LIMIT ?",
+            params,
         )
         return [row[0] for row in rows]
+
+    # -- execution output -----------------------------------------------------------------------------------
+
+    async def put_execution_output(self, output: ExecutionOutput) -> None:
+        await self._execute(
+            "INSERT INTO outputs (component, workflow, parameter, execution_id, ended_at, expires_at, size, output) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (component, workflow, parameter, execution_id) DO UPDATE SET "
+            "ended_at = excluded.ended_at, expires_at = excluded.expires_at, size = excluded.size, "
+            "output = excluded.output",
+            (
+                *instance_parts(output.instance),
+                output.execution_id,
+                output.ended_at,
+                output.expires_at,
+                output.size,
+                output.output,
+            ),
+        )
+
+    async def execution_output(self, instance: WorkflowInstance, execution_id: str) -> ExecutionOutput | None:
+        rows = await self._fetchall(
+            "SELECT ended_at, expires_at, output FROM outputs WHERE component = ? AND workflow = ? AND parameter = ? "
+            f"AND execution_id = ? AND {_OUTPUT_LIVES}",
+            (*instance_parts(instance), execution_id, _now_millis()),
+        )
+        if not rows:
+            return None
+        ended_at, expires_at, text = rows[0]
+        return ExecutionOutput(instance, execution_id, ended_at, text, expires_at)
+
+    async def execution_outputs(self, instance: WorkflowInstance) -> list[OutputSummary]:
+        # The columns before `output` are read from the row's first page: the text itself is not loaded.
+        rows = await self._fetchall(
+            "SELECT execution_id, ended_at, size FROM outputs WHERE component = ? AND workflow = ? AND parameter = ? "
+            f"AND {_OUTPUT_LIVES} ORDER BY ended_at, execution_id",
+            (*instance_parts(instance), _now_millis()),
+        )
+        return [OutputSummary(execution_id=row[0], ended_at=row[1], size=row[2]) for row in rows]
+
+    async def delete_expired_outputs(self, limit: int) -> int:
+        check_limit(limit)
+        # Bounded: the file's write lock is held for at most `limit` rows (the partial index finds them).
+        return await self._execute(
+            "DELETE FROM outputs WHERE rowid IN (SELECT rowid FROM outputs WHERE expires_at <= ? LIMIT ?)",
+            (_now_millis(), limit),
+        )
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -469,6 +530,11 @@ class SqliteStore(Store):
 def _decode_workflow(row: sqlite3.Row) -> tuple[Workflow, WorkflowState]:
     workflow_json, state_json = row
     return Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json)
+
+
+def _now_millis() -> int:
+    """The wall clock, which output expiry is measured against (as Redis measures its key TTLs)."""
+    return time.time_ns() // 1_000_000
 
 
 def _chunks(items: list[Key], size: int) -> Iterator[list[Key]]:

@@ -198,7 +198,9 @@ async def start_api(store: Store, clock: ManualClock, tmp_path: Path, system: st
     started: list[Api] = []
 
     async def start(auth: AuthChoice = OPEN_ACCESS, settings: Settings | None = None) -> Api:
-        settings = (settings or api_settings(tmp_path)).model_copy(update={"actor_system": system})
+        # The actors on Ray open the store by URL: the test's own store, whichever backend it is.
+        update = {"actor_system": system, "store": store.identity}
+        settings = (settings or api_settings(tmp_path)).model_copy(update=update)
         started.append(await open_api(settings, store, clock, auth))
         return started[-1]
 

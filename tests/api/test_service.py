@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from api.security import AllowAll, NoAuthentication
 from styx_actors.settings import Settings
 from styx_server.auth_mode import choose_auth
 from styx_server.service import BackgroundService
-from styx_server.startup import ServiceError, ensure_port_free, open_service_store
+from styx_server.startup import ServiceError, ensure_port_free, open_service_store, runner_summary
 from tests.api.conftest import API, api_settings, workflow_config
 from tests.conftest import free_port, wait_for
 
@@ -52,8 +53,8 @@ async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ServiceError) as raised:
         await open_service_store(settings)
     message = str(raised.value)
-    assert message.startswith(f"Cannot open the store at redis://127.0.0.1:{port}/0: ")
-    assert message.endswith("Is redis-server running there?")
+    assert message.startswith(f"Cannot open the store at redis://127.0.0.1:{port}/0?prefix=styx: ")
+    assert message.endswith("). Is redis-server running there?")
     assert "secret" not in message
 
 
@@ -108,30 +109,52 @@ def test_the_local_service_reports_a_store_it_cannot_open(tmp_path: Path) -> Non
         BackgroundService(settings).start()
 
 
-def test_the_service_runs_the_api_over_the_actors_on_ray(tmp_path: Path) -> None:
-    """The production path: `python -m styx_server.service` on a local Ray, stopped by SIGTERM."""
+# Lines of Ray's own logger ("<time>\tWARNING authentication_token_setup.py:85 -- Token authentication is ...").
+RAY_LOG_LINE = re.compile(r"\t(DEBUG|INFO|WARNING) \S+\.py:\d+ -- ", re.MULTILINE)
+
+
+def start_styx_serve(data_dir: Path, *flags: str, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """`styx serve` on a local Ray; the process, once it answers, and its URL."""
     port = free_port()
     env = {
         **os.environ,
         "STYX_PORT": str(port),
         "STYX_HOST": "127.0.0.1",
-        "STYX_DATA_DIR": str(tmp_path),
-        "STYX_RUNNER": "noop",
+        "STYX_DATA_DIR": str(data_dir),
         "STYX_SHARD_COUNT": "1",
+        **env,
     }
-    command = [sys.executable, "-m", "styx_server.service"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        ["styx", "serve", *flags], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+        except httpx.TransportError:
+            assert process.poll() is None, "the service exited"
+            return False
+
+    wait_for(ready, timeout=90, interval=0.2, message="the service to answer")
+    return process, url
+
+
+def stop_styx_serve(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, as a service manager stops it; everything it printed."""
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM, which Ray's handler turns into exit status 15.
+    assert process.returncode in (0, signal.SIGTERM), output
+    return output
+
+
+def test_the_service_runs_the_api_over_the_actors_on_ray(tmp_path: Path) -> None:
+    """The production path: `styx serve` on a local Ray, stopped by SIGTERM. What it prints is the service's
+    own lines, ending with the ready line; Ray's banners and warnings are not shown."""
+    process, url = start_styx_serve(tmp_path, STYX_RUNNER="noop")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-            def ready() -> bool:
-                try:
-                    return client.get("/readyz").status_code == 200
-                except httpx.TransportError:
-                    assert process.poll() is None, "the service exited"
-                    return False
-
-            wait_for(ready, timeout=90, interval=0.2, message="the service to answer")
+        with httpx.Client(base_url=url, timeout=10) as client:
             assert client.post(f"{API}/workflows/c", json=workflow_config("w", schedule="days")).status_code == 200
             trigger = {"workflow_id": {"component_id": "c", "id": "w"}, "parameter": "2020-01-01"}
             assert client.post(f"{API}/scheduler/trigger", json=trigger).status_code == 200
@@ -142,8 +165,31 @@ def test_the_service_runs_the_api_over_the_actors_on_ray(tmp_path: Path) -> None
 
             wait_for(succeeded, timeout=30, interval=0.1, message="the instance to succeed")
     finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
-    # uvicorn shuts down gracefully, then re-raises SIGTERM, which Ray's handler turns into exit status 15.
-    assert process.returncode in (0, signal.SIGTERM), output
+        output = stop_styx_serve(process)
     assert "AUTHENTICATION OFF" in output and "Finished server process" in output
+    store = f"sqlite:///{tmp_path.resolve()}/styx.db"
+    ready = (
+        f"styx-actors is ready. Dashboard: {url}/ | API: {url}/api/v3 | store: {store} | "
+        "runner: noop (no containers: every execution succeeds at once) | actors: a local Ray | Ctrl-C stops it"
+    )
+    assert [line for line in output.splitlines() if line.endswith(ready)], output
+    assert not RAY_LOG_LINE.search(output), output
+    assert "Token authentication" not in output and "Started a local Ray" not in output
+
+
+def test_serve_debug_shows_rays_own_lines_and_the_ready_line_says_the_docker_engine_answered(tmp_path: Path) -> None:
+    process, url = start_styx_serve(tmp_path, "--debug", STYX_RUNNER="docker")
+    output = stop_styx_serve(process)
+    assert RAY_LOG_LINE.search(output), output  # what the line above keeps from users without --debug
+    [ready] = [line for line in output.splitlines() if "styx-actors is ready." in line]
+    assert re.search(r"\| runner: docker \(Docker Engine answered at \S+\) \| actors: a local Ray \|", ready), ready
+
+
+async def test_the_ready_line_says_when_no_docker_engine_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = f"unix://{tmp_path / 'no-engine.sock'}"
+    summary = await runner_summary(Settings(data_dir=tmp_path, runner="docker", docker_host=engine))
+    assert summary == f"docker (NO Docker Engine answers at {engine})"
+    assert f"Docker Engine not reachable at {engine}" in caplog.text
+    assert "start one (bash scripts/setup-docker.sh) or point STYX_DOCKER_HOST at yours" in caplog.text

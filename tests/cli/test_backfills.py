@@ -77,6 +77,8 @@ def test_create_and_watch_a_backfill_until_every_partition_is_done(styx: Styx, h
     events = styx.ok("events", "bf", hello, "2024-01-02", "--json").json()
     assert events[0]["info"] == f'Trigger id: {created["id"]}, Parameters: {{"env":{{"GREETING":"hi"}}}}'
 
+    on_terminal = styx("backfill", "show", created["id"], "--watch", env={"FORCE_COLOR": "1"})  # every frame drawn
+    assert on_terminal.code == 0 and "of 3" in on_terminal.stdout and "of None" not in on_terminal.stdout
     pretty = styx.ok("backfill", "show", created["id"], "--watch").stdout.splitlines()
     assert "3 done 0 running 0 failed 0 waiting of 3" in " ".join(pretty[0].split())
     header = pretty.index(next(line for line in pretty if line.startswith("BACKFILL ID")))

@@ -10,8 +10,8 @@ import pytest
 from styx_actors.cli.arguments import env_vars, partition_instant
 from styx_actors.cli.client import DEFAULT_HOST, HOST_ENV, resolve_host
 from styx_actors.cli.errors import ArgumentError, InputError, UnknownError
-from styx_actors.cli.workflow_files import MINIMAL_EXAMPLE, read_workflow_configurations
-from styx_actors.model import Workflow
+from styx_actors.cli.workflow_files import MINIMAL_EXAMPLE, read_workflow_documents
+from styx_actors.model import Workflow, WorkflowConfiguration
 from styx_actors.validation import workflow_errors
 from styx_server.cli import build_parser, service_settings
 from tests.cli.conftest import EXAMPLES, IMAGE
@@ -67,6 +67,10 @@ def test_partitions_are_utc_dates_or_datehours() -> None:
             start(text)
 
 
+def read_workflow_configurations(text: str) -> list[WorkflowConfiguration]:
+    return [document.configuration for document in read_workflow_documents(text)]
+
+
 def test_workflow_documents_read_plain_scalars_as_text() -> None:
     [configuration] = read_workflow_configurations(
         "id: 123\nschedule: daily\ndocker_image: busybox\ndocker_args: [sleep, 10]\n"
@@ -87,6 +91,18 @@ def test_json_and_multi_document_files() -> None:
     assert [c.id for c in read_workflow_configurations(text)] == ["a", "b"]
 
 
+def test_unknown_keys_are_kept_for_a_warning_with_the_closest_known_key() -> None:
+    text = "id: a\nschedule: daily\ndocker_arg: [echo]\ncolour: blue\n---\nid: b\nschedule: daily\n"
+    first, second = read_workflow_documents(text)
+    assert first.configuration.docker_args is None  # ignored, as Styx ignores it
+    assert first.unknown_keys == ["docker_arg", "colour"]
+    assert first.unknown_key_warnings() == [
+        "workflow a: unknown key 'docker_arg' is ignored (did you mean docker_args?)",
+        "workflow a: unknown key 'colour' is ignored",
+    ]
+    assert second.unknown_keys == [] and second.unknown_key_warnings() == []
+
+
 def test_structural_problems_name_the_document_and_field() -> None:
     with pytest.raises(InputError) as raised:
         read_workflow_configurations("id: a\nschedule: daily\n---\nid: b\ndocker_args: {x: 1}\n")
@@ -102,8 +118,9 @@ def test_every_example_file_is_a_valid_set_of_workflows_of_the_test_image() -> N
     files = sorted(EXAMPLES.glob("*.yaml"))
     assert {path.name for path in files} >= {"hello.yaml", "hourly-report.yaml", "pipeline.yaml"}
     for path in files:
-        configurations = read_workflow_configurations(path.read_text())
-        for configuration in configurations:
+        documents = read_workflow_documents(path.read_text())
+        assert [document.unknown_keys for document in documents] == [[]] * len(documents), path.name
+        for configuration in (document.configuration for document in documents):
             assert workflow_errors(Workflow.create("examples", configuration)) == [], (path.name, configuration.id)
             assert configuration.docker_image == IMAGE
     assert len(read_workflow_configurations((EXAMPLES / "pipeline.yaml").read_text())) > 1
@@ -129,6 +146,8 @@ def test_serve_flags_override_styx_variables(monkeypatch: pytest.MonkeyPatch) ->
         "auto",
         "none",
     )
+    assert settings.debug is False
+    assert service_settings(build_parser().parse_args(["serve", "--debug"])).debug is True
     monkeypatch.setenv("STYX_PORT", "not-a-port")
     with pytest.raises(ArgumentError, match="invalid service settings .*port"):
         service_settings(build_parser().parse_args(["serve"]))

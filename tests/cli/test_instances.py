@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from styx_actors.cli.errors import ExitStatus
+from styx_actors.cli.output import NO_ACTIVE_INSTANCES
 from tests.cli.conftest import EXAMPLES, IMAGE, REQUEST_ID_SUFFIX, Styx, cli_environment
 from tests.conftest import wait_for
 
@@ -39,7 +40,10 @@ def blocked_workflow(styx: Styx) -> Iterator[str]:
 def test_trigger_runs_a_container_and_follow_ends_with_its_success(styx: Styx) -> None:
     styx.ok("workflow", "create", "run", "-f", str(EXAMPLES / "hello.yaml"))
     triggered = styx.ok("trigger", "run", "hello", "2024-01-01", "-e", "GREETING=hi", "-e", "EMPTY=")
-    assert triggered.stdout == "Triggered! Use `styx ls -c run` to check active workflow instances.\n"
+    assert triggered.stdout == (
+        "Triggered! Workflow instance run hello 2024-01-01.\n"
+        "Follow it with `styx events run hello 2024-01-01 --follow`; `styx ls -c run` lists the active instances.\n"
+    )
 
     followed = styx.ok("events", "run", "hello", "2024-01-01", "--follow", "--json").json_lines()
     names = [event["name"] for event in followed]
@@ -47,7 +51,9 @@ def test_trigger_runs_a_container_and_follow_ends_with_its_success(styx: Styx) -
     assert 'Parameters: {"env":{"EMPTY":"","GREETING":"hi"}}' in followed[0]["info"]
     assert followed[0]["info"].startswith("Trigger id: ad-hoc-cli-")
     assert followed[5]["info"] == "Exit code: 0"
-    assert "docker_args=['echo', 'hello', '2024-01-01']" in followed[2]["info"]
+    # The execution as a person reads it: image and arguments as a shell takes them, no Python repr.
+    assert followed[2]["info"].startswith(f"Execution description: {IMAGE} echo hello 2024-01-01 (env ")
+    assert "ExecutionDescription" not in followed[2]["info"] and "=[" not in followed[2]["info"]
 
     listed = styx.ok("e", "run", "hello", "2024-01-01", "--json").json()
     assert listed == followed
@@ -59,11 +65,48 @@ def test_trigger_runs_a_container_and_follow_ends_with_its_success(styx: Styx) -
     assert [line.split(" ")[1] for line in plain] == names  # a finished instance: follow prints and ends
 
     # Ad-hoc triggers work on disabled workflows, and the parameter is free to be re-run once finished.
-    assert styx.ok("t", "run", "hello", "2024-01-02", "--json").json() == (
-        "Triggered! Use `styx ls -c run` to check active workflow instances."
+    assert styx.ok("t", "run", "hello", "2024-01-02", "--json").json().startswith(
+        "Triggered! Workflow instance run hello 2024-01-02.\n"
     )
     plain_follow = styx.ok("--plain", "e", "run", "hello", "2024-01-02", "--follow").stdout.splitlines()
     assert plain_follow[-1].split(" ")[1] == "success"
+
+
+def test_trigger_says_which_instance_a_finer_time_triggers(styx: Styx, blocked_workflow: str) -> None:
+    triggered = styx.ok("trigger", BLOCKED, blocked_workflow, "2024-05-01T05")
+    assert triggered.stdout.splitlines() == [
+        f"Triggered! Workflow instance {BLOCKED} {blocked_workflow} 2024-05-01 "
+        "(2024-05-01T05 floored to the workflow's schedule, days).",
+        f"Follow it with `styx events {BLOCKED} {blocked_workflow} 2024-05-01 --follow`; "
+        f"`styx ls -c {BLOCKED}` lists the active instances.",
+    ]
+    active = styx.ok("ls", "-c", BLOCKED, "--json").json()[f"{BLOCKED}#{blocked_workflow}"]
+    assert [state["workflow_instance"]["parameter"] for state in active] == ["2024-05-01"]  # what the CLI said
+    styx.ok("halt", BLOCKED, blocked_workflow, "2024-05-01")
+
+
+def test_a_parameter_that_is_no_time_is_refused_with_the_forms_the_schedule_takes(
+    styx: Styx, blocked_workflow: str
+) -> None:
+    refused = styx("trigger", BLOCKED, blocked_workflow, "yesterday")
+    assert refused.code == ExitStatus.ARGUMENT_ERROR and refused.stdout == ""
+    assert re.fullmatch(
+        rf"Cannot read the parameter 'yesterday' as a time\. Workflow {BLOCKED}#{blocked_workflow} \(schedule days\) "
+        r"takes partitions like \d{4}-\d\d-\d\d; any time yyyy-MM-dd\[THH\[:mm\[:ss\]\]\] in UTC .* is floored to its "
+        r"schedule\.",
+        refused.stderr.strip(),
+    )
+    assert "could not be parsed" not in refused.stderr
+    assert styx.ok("ls", "-c", BLOCKED, "--json").json() == {}  # nothing was triggered
+    # A workflow that does not exist is the service's to refuse, as before.
+    missing = styx("trigger", BLOCKED, "no-such-workflow", "yesterday")
+    assert missing.code == ExitStatus.API_ERROR and "workflow is not found" in missing.stderr
+
+
+def test_an_empty_ls_says_so(styx: Styx) -> None:
+    assert styx.ok("ls", "-c", "nothing-runs-here").stdout == f"{NO_ACTIVE_INSTANCES}\n"
+    assert styx.ok("ls", "-c", "nothing-runs-here", "-p").stdout == ""  # plain output stays empty for scripts
+    assert styx.ok("ls", "-c", "nothing-runs-here", "--json").json() == {}
 
 
 def test_trigger_refusals_are_api_errors(styx: Styx, blocked_workflow: str) -> None:

@@ -123,10 +123,22 @@ def test_invalid_workflows_are_reported_locally_with_status_2(offline_styx: Styx
     assert result.code == ExitStatus.ARGUMENT_ERROR
     lines = result.stderr.splitlines()
     assert lines[:2] == ["Invalid workflow configuration: bad-schedule", "  error: invalid schedule"]
-    assert lines[2] == "Invalid workflow configuration: short-timeout"
+    assert lines[2].startswith("  accepted schedules: hourly, daily, weekly, monthly, yearly (also written @hourly")
+    assert "or a 5-field cron expression" in lines[2]
+    assert lines[3] == "Invalid workflow configuration: short-timeout"
+    assert sum("accepted schedules" in line for line in lines) == 1  # only where the schedule is wrong
     assert "  error: running timeout is too small: PT10S, limit = PT1M" in lines
     assert any(line.startswith("  error: invalid image: Invalid image name (Busybox)") for line in lines)
     assert "fine" not in result.stderr and result.stdout == ""
+
+
+def test_a_schedule_in_words_is_refused_with_the_accepted_forms(offline_styx: Styx) -> None:
+    workflow = "id: weekly-job\nschedule: every tuesday\ndocker_image: busybox\n"
+    result = offline_styx("workflow", "create", "comp", stdin=workflow)
+    assert result.code == ExitStatus.ARGUMENT_ERROR
+    forms = result.stderr.splitlines()[2]
+    for accepted in ("daily", "@weekly", "hours", "cron expression", "'0 4 * * 1-5'"):
+        assert accepted in forms
 
 
 def test_component_is_validated_too(offline_styx: Styx) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from rich.console import Console
 
 from styx_actors.cli.output import BACKFILL_COLUMNS, PrettyOutput
+from styx_actors.cli.views import PartitionCounts
 
 BACKFILL: dict[str, Any] = {
     "id": "backfill-1717236001000-04242",
@@ -54,3 +56,12 @@ def test_a_backfill_is_a_labelled_block_on_a_narrow_terminal() -> None:
     assert [line.split(":")[0] for line in lines] == list(BACKFILL_COLUMNS)
     assert lines[0].split() == ["BACKFILL", "ID:", "backfill-1717236001000-04242"]
     assert lines[12].endswith("the first day of the year, hour by hour")
+
+
+def test_the_first_frame_of_a_watched_backfill_knows_its_total() -> None:
+    terminal = io.StringIO()
+    console = Console(file=terminal, force_terminal=True, width=200, color_system=None, highlight=False)
+    with PrettyOutput(console).backfill_progress("backfill-1", PartitionCounts(done=1, running=1, waiting=1)):
+        first_frame = terminal.getvalue()  # drawn when the display opens, before any update
+    assert "1 done 1 running 0 failed 1 waiting of 3" in " ".join(first_frame.split())
+    assert "None" not in terminal.getvalue()

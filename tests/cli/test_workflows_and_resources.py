@@ -106,6 +106,30 @@ def test_multi_document_create_from_stdin_and_list(styx: Styx) -> None:
     assert shown["workflow"]["configuration"]["schedule"] == "0 3 * * sun"
 
 
+def test_create_warns_about_unknown_keys_and_missing_resources_and_creates_anyway(styx: Styx) -> None:
+    styx.ok("resource", "create", "present", "1")
+    workflows = (
+        f"id: typo\nschedule: daily\ndocker_image: {IMAGE}\ndocker_arg: [echo, hi]\n"
+        "resources: [present, absent-a, absent-b]\n---\n"
+        f"id: clean\nschedule: daily\ndocker_image: {IMAGE}\nresources: [present]\n"
+    )
+    created = styx("workflow", "create", "warned", "--json", stdin=workflows)
+    assert created.code == 0, created.stderr
+    assert created.stderr.splitlines() == [
+        "Warning: workflow typo: unknown key 'docker_arg' is ignored (did you mean docker_args?)",
+        "Warning: workflow typo uses resources that do not exist: absent-a, absent-b. Its instances fail "
+        '("Referenced resources not found") and are retried until they exist: '
+        "`styx resource create absent-a CONCURRENCY`.",
+    ]
+    assert created.json_lines() == [  # warnings never mix with the output
+        "Workflow typo in component warned created.",
+        "Workflow clean in component warned created.",
+    ]
+    # The service keeps Styx's behaviour: it accepts both, unknown keys dropped and resources as given.
+    typo = styx.ok("workflow", "show", "warned", "typo", "--json").json()["workflow"]["configuration"]
+    assert typo["resources"] == ["present", "absent-a", "absent-b"] and typo.get("docker_args") is None
+
+
 def test_server_side_rejection_of_a_locally_valid_workflow(styx: Styx) -> None:
     # The maximum running timeout is the server's setting: the CLI validates without it (reference §1.5).
     workflow = f"id: slow\nschedule: daily\ndocker_image: {IMAGE}\nrunning_timeout: PT72H\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from styx_server.service import BackgroundService
-from tests.api.conftest import api_settings
+from tests.api.conftest import SYSTEMS, api_settings
 from tests.integration.conftest import TEST_IMAGE, remove_containers
 
 pytestmark = pytest.mark.docker
@@ -50,10 +50,14 @@ def dredd_executable() -> Path:
     return DREDD
 
 
-def test_the_api_passes_dredd_against_the_contract(tmp_path: Path) -> None:
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_the_api_passes_dredd_against_the_contract(tmp_path: Path, system: str, request: pytest.FixtureRequest) -> None:
+    """Over both actor systems: `ray` is what `styx serve` runs."""
     assert CONTRACT.exists(), f"the contract is expected at {CONTRACT} (shared/ beside the repository)"
     dredd = dredd_executable()
-    settings = api_settings(tmp_path, port=0, runner="docker", store=f"sqlite:///{tmp_path / 'styx.db'}")
+    if system == "ray":
+        request.getfixturevalue("ray_runtime")
+    settings = api_settings(tmp_path, port=0, runner="docker", actor_system=system, allowed_hosts=[])
     try:
         with BackgroundService(settings) as service:
             result = subprocess.run(

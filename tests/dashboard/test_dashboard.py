@@ -1,12 +1,12 @@
 """The dashboard in a real headless Chromium against the real service: every page loads, and the actions a
-user takes on it (enable, trigger, backfill, halt) go through the API and show their outcome."""
+user takes on it (enable, trigger, backfill, halt) go through the API and show their outcome. The instance
+grid, run summaries and outputs: test_instances.py; live refresh: test_live_pages.py."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -14,37 +14,16 @@ from playwright.sync_api import Page, expect
 
 from api.security import AllowAll, Principal, Unauthorized
 from styx_server.auth_mode import AuthChoice
-from tests.dashboard.conftest import CHROMIUM, screenshot, start_service
+from tests.cli.conftest import serve
+from tests.dashboard.conftest import (
+    BROWSER_TESTS,
+    UNTIL_DONE_MS,
+    create_workflow,
+    open_page,
+    screenshot,
+)
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's chromium is not installed at /usr/bin/chromium",
-    ),
-]
-
-IMAGE = "styx-test/busybox:latest"
-# Long enough to reach DONE, short enough for the suite: every container here ends by itself or is halted.
-UNTIL_DONE_MS = 40_000
-
-
-def create_workflow(
-    api: httpx.Client, component: str, workflow_id: str, **config: Any
-) -> None:
-    body = {
-        "id": workflow_id,
-        "schedule": "days",
-        "docker_image": IMAGE,
-        "docker_args": ["echo", "hello"],
-        **config,
-    }
-    response = api.post(f"/workflows/{component}", json=body)
-    assert response.status_code == 200, response.text
-
-
-def open_page(page: Page, base: str, fragment: str) -> None:
-    page.goto(f"{base}/#/{fragment}")
+pytestmark = BROWSER_TESTS
 
 
 def test_workflows_page_lists_filters_and_searches(
@@ -52,6 +31,14 @@ def test_workflows_page_lists_filters_and_searches(
 ) -> None:
     create_workflow(styx_api, "reports", "daily-summary")
     create_workflow(styx_api, "ingest", "events", schedule="hours")
+    styx_api.patch("/workflows/ingest/events/state", json={"enabled": True})
+    refusals: list[str] = []
+    page.on(
+        "console",
+        lambda message: refusals.append(message.text)
+        if "Content Security Policy" in message.text
+        else None,
+    )
     open_page(page, styx_url, "workflows")
     # Authentication is off on loopback: no token box.
     expect(page.locator("#token-form")).to_be_hidden()
@@ -69,7 +56,15 @@ def test_workflows_page_lists_filters_and_searches(
     page.fill("#workflow-search", "no-such-thing")
     expect(rows).to_have_text("No workflow matches the filter.")
     page.fill("#workflow-search", "")
-    screenshot(page, "workflows")
+    # Enabled reads as good news (green), disabled as neutral, and neither has run yet.
+    enabled = rows.filter(has_text="events").locator(".workflow-state .badge")
+    expect(enabled).to_have_text("enabled")
+    expect(enabled).to_have_css("background-color", "rgb(46, 157, 79)")
+    expect(rows.filter(has_text="daily-summary").locator(".workflow-state")).to_have_text("disabled")
+    expect(rows.filter(has_text="daily-summary").locator(".latest-run")).to_have_text("never triggered")
+    # The page runs under a strict Content-Security-Policy (its own script and styles only) without a refusal.
+    assert "script-src 'self'" in httpx.get(f"{styx_url}/").headers["content-security-policy"]
+    assert refusals == []
 
 
 def test_enable_workflow_through_the_page(
@@ -100,10 +95,11 @@ def test_trigger_instance_from_the_page_until_done(
         re.compile(r"Triggered ad-hoc-cli-\d+-\d+")
     )
 
-    # The grid shows the instance, and it turns to SUCCESS without a reload.
+    # The grid shows the instance at once (the page reads it again after the trigger), and it turns DONE
+    # without a reload.
     cell = page.locator(f'#instance-grid a[data-parameter="{parameter}"]')
-    expect(cell).to_have_attribute("data-status", "SUCCESS", timeout=UNTIL_DONE_MS)
-    screenshot(page, "workflow")
+    expect(cell).to_be_visible()
+    expect(cell).to_have_attribute("data-state", "DONE", timeout=UNTIL_DONE_MS)
 
     page.click("#triggered-instance")
     expect(page.locator("#instance-current")).to_have_text(
@@ -113,10 +109,12 @@ def test_trigger_instance_from_the_page_until_done(
     expect(page.locator("#instance-events")).to_contain_text("triggerExecution")
     expect(page.locator("#instance-events")).to_contain_text("success")
     expect(page.locator("#instance-halt")).to_be_disabled()
-    expect(page.locator("#instance-log-text")).to_have_text("hello\n", timeout=UNTIL_DONE_MS)  # `echo hello`
+    # The only execution's output, open by default (`echo hello`).
+    expect(page.locator("#execution-outputs details[open] pre.output")).to_have_text(
+        "hello\n", timeout=UNTIL_DONE_MS
+    )
     history = styx_api.get(f"/workflows/reports/triggered/instances/{parameter}").json()
     assert history["triggers"][0]["parameters"] == {"env": {"GREETING": "hi"}}
-    screenshot(page, "instance")
 
 
 def test_backfill_from_the_page_with_live_states_resources_and_halt(
@@ -169,8 +167,11 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     # A second tab keeps the resources page open: it must follow the halt below by polling alone.
     resources = page.context.new_page()
     open_page(resources, styx_url, "resources")
-    slots_usage = resources.locator('tr[data-resource="slots"] .usage')
-    expect(slots_usage).not_to_have_text("0")
+    slots = resources.locator('tr[data-resource="slots"]')
+    slots_usage = slots.locator(".usage")
+    expect(slots.locator(".used-of-limit")).to_have_text("2 / 2 in use", timeout=UNTIL_DONE_MS)
+    expect(slots.locator(".meter")).to_have_attribute("aria-label", "2 of 2 in use")
+    expect(slots.locator(".holders")).to_contain_text("ingest/slow/2026-10-01")
     screenshot(resources, "resources")
 
     open_page(page, styx_url, f"backfills/{backfill_id}")
@@ -179,8 +180,12 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     assert (
         styx_api.get(f"/backfills/{backfill_id}").json()["backfill"]["halted"] is True
     )
+    # A halted backfill has nothing left to halt or to pace.
+    expect(page.locator("#backfill-halt")).to_be_hidden()
+    expect(page.locator("#backfill-edit-concurrency")).to_be_hidden()
     # The halt also halts the running instances, which frees the resource.
     expect(slots_usage).to_have_text("0", timeout=UNTIL_DONE_MS)
+    expect(slots.locator(".meter")).to_have_attribute("aria-label", "0 of 2 in use")
 
     open_page(page, styx_url, "backfills")
     row = page.locator(f'tr[data-backfill="{backfill_id}"]')
@@ -212,6 +217,7 @@ def test_api_errors_and_unknown_pages_are_shown(
 
     open_page(page, styx_url, "backfills/backfill-unknown")
     expect(page.locator("main .error")).to_have_text("Error 404: backfill not found")
+    expect(page.locator("#backfill-halt")).to_be_hidden()
     open_page(page, styx_url, "no-such-page")
     expect(page.locator("h1")).to_have_text("Page not found")
 
@@ -233,8 +239,8 @@ class OneTokenAuthentication:
 @pytest.fixture(scope="module")
 def guarded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     auth = AuthChoice(OneTokenAuthentication(), AllowAll(), enabled=True)
-    with start_service(tmp_path_factory.mktemp("guarded"), auth) as service:
-        yield service.url
+    with serve(tmp_path_factory.mktemp("guarded"), auth) as url:
+        yield url
 
 
 def test_changes_need_the_pasted_token_when_authentication_is_on(

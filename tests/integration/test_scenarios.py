@@ -276,5 +276,5 @@ async def test_logs_of_an_execution_while_its_container_exists(start_system, sto
         await system.commands.logs(wfi)  # nothing ran yet
     await system.commands.trigger(TriggerRequest(workflow_id=workflow_id, parameter="2016-03-01"))
     assert (await wait_finished(store, wfi))[-1] == "success"
-    execution_id, output = await system.commands.logs(wfi)
-    assert execution_id.startswith("styx-run-") and "hello from" in output
+    found = await system.commands.logs(wfi)
+    assert found.execution_id.startswith("styx-run-") and "hello from" in found.logs

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from styx_actors.events import Info, event_to_json_text
 from styx_actors.model import (
@@ -35,11 +38,11 @@ from styx_actors.model import (
     WorkflowStatePatch,
 )
 from styx_actors.store import open_store
-from styx_actors.store.base import Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
 from styx_actors.store.redis import RedisStore
 from styx_actors.store.sqlite import MEMORY, SqliteStore
 from styx_actors.timeutil import UTC
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 # -- fixtures -----------------------------------------------------------------------------------------------
 
@@ -448,6 +451,10 @@ async def test_instance_parameters_start_stop_limit(store: Store) -> None:
     assert await store.instance_parameters(wf_id, start="2016-01-02", stop="2016-02-01") == parameters[1:4]
     assert await store.instance_parameters(wf_id, limit=2) == parameters[:2]
     assert await store.instance_parameters(wf_id, start="2016-01-03", limit=3) == parameters[2:5]
+    # Newest first: the limit keeps the latest ones (the dashboard's recent instances).
+    assert await store.instance_parameters(wf_id, limit=2, newest_first=True) == parameters[:-3:-1]
+    newest_in_range = await store.instance_parameters(wf_id, start="2016-01-02", stop="2016-02-01", newest_first=True)
+    assert newest_in_range == parameters[3:0:-1]
     assert await store.instance_parameters(wf_id, limit=0) == []
     assert await store.instance_parameters(wf_id, start="2017") == []
     assert await store.instance_parameters(wf_id, start="2016-02", stop="2016-01") == []
@@ -568,6 +575,155 @@ async def test_odd_ids_round_trip_and_never_collide(store: Store) -> None:
         assert (await store.get_backfill(odd_id)).concurrency == number
         assert [b.id for b in await store.backfills(odd_id, odd_id)] == [odd_id]
     assert [r.id for r in await store.resources()] == sorted(odd_ids)
+
+
+# -- execution output ---------------------------------------------------------------------------------------
+
+DAY_MILLIS = 86_400_000
+
+
+def wall_clock_millis() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def kept(
+    wfi: WorkflowInstance,
+    execution_id: str,
+    text: str = "ran\n",
+    ended_at: int = 1_000,
+    expires_in: int | None = DAY_MILLIS,
+) -> ExecutionOutput:
+    """An output of `execution_id` expiring `expires_in` ms from now (None: never)."""
+    expires_at = None if expires_in is None else wall_clock_millis() + expires_in
+    return ExecutionOutput(wfi, execution_id, ended_at, text, expires_at)
+
+
+async def test_an_execution_output_round_trips_and_a_second_put_replaces_it(store: Store) -> None:
+    wfi = instance()
+    large = "é" * (128 * 1024) + "\x00\t\r\n\u2603 end"  # 256 KiB of two-byte characters, control characters
+    first = kept(wfi, "styx-run-1", large, expires_in=None)
+    await store.put_execution_output(first)
+    assert await store.execution_output(wfi, "styx-run-1") == first
+    assert first.size == 256 * 1024 + len(" end") + 7
+
+    replaced = kept(wfi, "styx-run-1", "second capture", ended_at=2_000)
+    await store.put_execution_output(replaced)
+    assert await store.execution_output(wfi, "styx-run-1") == replaced
+    assert await store.execution_outputs(wfi) == [OutputSummary("styx-run-1", 2_000, len("second capture"))]
+    assert await store.execution_output(wfi, "styx-run-2") is None
+    assert await store.execution_output(instance("2016-03-15"), "styx-run-1") is None  # another instance's
+
+
+async def test_execution_outputs_list_an_instances_outputs_by_end_time(store: Store) -> None:
+    wfi, other = instance(), instance("2016-03-15")
+    for output in [
+        kept(wfi, "styx-run-b", "☃", ended_at=3_000),
+        kept(wfi, "styx-run-c", "", ended_at=1_000),
+        kept(wfi, "styx-run-a", "two\n", ended_at=3_000, expires_in=None),
+        kept(other, "styx-run-d", ended_at=500),
+    ]:
+        await store.put_execution_output(output)
+    assert await store.execution_outputs(wfi) == [
+        OutputSummary("styx-run-c", 1_000, 0),
+        OutputSummary("styx-run-a", 3_000, 4),  # same end time: by execution id
+        OutputSummary("styx-run-b", 3_000, 3),  # sizes in bytes of UTF-8
+    ]
+    assert [summary.execution_id for summary in await store.execution_outputs(other)] == ["styx-run-d"]
+    assert await store.execution_outputs(instance("2016-03-16")) == []
+
+
+async def test_an_expired_output_is_gone_and_the_others_stay(store: Store) -> None:
+    wfi = instance()
+    await store.put_execution_output(kept(wfi, "styx-run-forever", expires_in=None))
+    await store.put_execution_output(kept(wfi, "styx-run-month", ended_at=2_000, expires_in=30 * DAY_MILLIS))
+    await store.put_execution_output(kept(wfi, "styx-run-brief", ended_at=3_000, expires_in=300))
+    await store.put_execution_output(kept(wfi, "styx-run-expired", ended_at=4_000, expires_in=-1_000))
+    assert await store.execution_output(wfi, "styx-run-expired") is None
+    listed = [summary.execution_id for summary in await store.execution_outputs(wfi)]
+    assert listed == ["styx-run-forever", "styx-run-month", "styx-run-brief"]
+
+    async def brief_expired() -> bool:
+        return await store.execution_output(wfi, "styx-run-brief") is None
+
+    await wait_until(brief_expired, timeout=10, message="the brief output to expire")
+    assert [s.execution_id for s in await store.execution_outputs(wfi)] == ["styx-run-forever", "styx-run-month"]
+    assert await store.delete_expired_outputs(100) in (0, 2)  # Redis deleted them itself; SQLite does here
+    assert await store.delete_expired_outputs(100) == 0
+    assert [s.execution_id for s in await store.execution_outputs(wfi)] == ["styx-run-forever", "styx-run-month"]
+    assert (await store.execution_output(wfi, "styx-run-forever")).expires_at is None
+
+
+async def test_outputs_of_odd_ids_never_collide(store: Store) -> None:
+    outputs = [
+        kept(instance(p, c, w), f"{c}/{p}", f"output {n}", ended_at=n) for n, (c, w, p) in enumerate(ODD_INSTANCES)
+    ]
+    for output in outputs:
+        await store.put_execution_output(output)
+    for output in outputs:
+        assert await store.execution_output(output.instance, output.execution_id) == output
+        assert await store.execution_outputs(output.instance) == [
+            OutputSummary(output.execution_id, output.ended_at, output.size)
+        ]
+
+
+async def test_sqlite_deletes_expired_outputs_in_bounded_batches(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "styx.db")
+    await store.open()
+    try:
+        wfi = instance()
+        for number in range(5):
+            await store.put_execution_output(kept(wfi, f"styx-run-expired-{number}", expires_in=-1))
+        await store.put_execution_output(kept(wfi, "styx-run-live"))
+        assert [await store.delete_expired_outputs(2) for _ in range(4)] == [2, 2, 1, 0]
+        assert [s.execution_id for s in await store.execution_outputs(wfi)] == ["styx-run-live"]
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "styx.db") as db:  # deleted, not only hidden
+        assert db.execute("SELECT execution_id FROM outputs").fetchall() == [("styx-run-live",)]
+
+
+async def test_a_version_1_sqlite_file_gets_the_outputs_table_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "styx.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as db:  # what the previous version left: no outputs table
+        db.executescript("DROP TABLE outputs; PRAGMA user_version = 1;")
+    reopened = SqliteStore(path)
+    await reopened.open()
+    try:
+        output = kept(instance(), "styx-run-1")
+        await reopened.put_execution_output(output)
+        assert await reopened.execution_output(output.instance, "styx-run-1") == output
+    finally:
+        await reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+@pytest.mark.redis
+async def test_redis_output_keys_expire_with_their_output_and_the_index_with_the_last(redis_url: str) -> None:
+    store = RedisStore(redis_url, prefix=f"test-{uuid.uuid4().hex}")
+    await store.open()
+    client = AsyncRedis.from_url(redis_url)
+    try:
+        wfi = instance()
+        index = store.keys.outputs(wfi)
+        await store.put_execution_output(kept(wfi, "styx-run-day", expires_in=DAY_MILLIS))
+        await store.put_execution_output(kept(wfi, "styx-run-hour", expires_in=3_600_000))
+        assert 3_500_000 < await client.pttl(store.keys.output(wfi, "styx-run-hour")) <= 3_600_000
+        assert DAY_MILLIS - 100_000 < await client.pttl(index) <= DAY_MILLIS  # the longest-kept output's
+        await store.put_execution_output(kept(wfi, "styx-run-forever", expires_in=None))
+        assert await client.pttl(store.keys.output(wfi, "styx-run-forever")) == -1
+        assert await client.pttl(index) == -1  # it lists an output kept forever
+        await store.put_execution_output(kept(wfi, "styx-run-minute", expires_in=60_000))
+        assert await client.pttl(index) == -1
+    finally:
+        await client.aclose()
+        await store.close()
+        with redis.Redis.from_url(redis_url) as sync_client:
+            for key in sync_client.scan_iter(match=f"{store.keys.prefix}:*"):
+                sync_client.delete(key)
 
 
 # -- lifecycle and backends ---------------------------------------------------------------------------------

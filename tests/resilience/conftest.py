@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.api.conftest import api, start_api, store  # noqa: F401 - fixtures shared with the API tests
+
+
+@pytest.fixture
+def system() -> str:
+    """These faults are injected into the in-process system (its clock, its store connection, its load);
+    the same faults on Ray are in tests/cluster and tests/e2e."""
+    return "local"
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 

@@ -15,7 +15,7 @@ from styx_actors.clock import ManualClock
 from styx_actors.model import WorkflowConfiguration, WorkflowId, WorkflowStatePatch
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store, StoreError
-from styx_actors.store.marker import STORE_MARKER_FILE, StoreLost, establish_marker
+from styx_actors.store.marker import STORE_MARKERS_DIR, StoreLost, establish_marker, marker_file
 from styx_actors.store.redis import RedisStore
 from styx_actors.timeutil import UTC
 from styx_server.service import Service, start_service
@@ -40,15 +40,39 @@ async def test_the_service_refuses_to_start_on_a_store_that_lost_its_data(
     settings = Settings(data_dir=tmp_path, store=volatile_redis.url)
     store = await open_service_store(settings)
     marker = await store.get_marker()
+    remembered_in = marker_file(tmp_path, store)
     await store.close()
-    assert marker is not None and (tmp_path / STORE_MARKER_FILE).read_text().strip() == marker
+    assert remembered_in is not None and remembered_in.parent == tmp_path / STORE_MARKERS_DIR
+    assert marker is not None and remembered_in.read_text().strip() == marker
 
     restart_empty(volatile_redis)
-    with pytest.raises(ServiceError, match="has no installation marker, but this installation's is " + marker):
+    with pytest.raises(ServiceError) as refused:
         await open_service_store(settings)
-    # Removing the marker file is the documented way to start afresh on purpose.
-    (tmp_path / STORE_MARKER_FILE).unlink()
+    message = str(refused.value)
+    assert message.startswith(
+        f"Refusing to start on the store at redis://127.0.0.1:{volatile_redis.port}/0?prefix=styx: "
+        f"The store has no installation marker, but this installation's is {marker} (remembered in {remembered_in}): "
+    )
+    # What to do, and where: the file's full path and the variable that moves the data dir.
+    assert f"to start afresh on this store on purpose, delete {remembered_in} (the data dir is STYX_DATA_DIR" in message
+    remembered_in.unlink()
     await (await open_service_store(settings)).close()
+
+
+async def test_a_fresh_store_at_another_url_starts_while_the_lost_one_is_still_refused(
+    volatile_redis: RedisServer, tmp_path: Path
+) -> None:
+    """The newcomer's path: the default SQLite store first, then a Redis. Each store has its own marker."""
+    embedded = Settings(data_dir=tmp_path)
+    await (await open_service_store(embedded)).close()
+    on_redis = Settings(data_dir=tmp_path, store=volatile_redis.url)
+    await (await open_service_store(on_redis)).close()  # a fresh store at a new URL: no refusal
+    assert len(list((tmp_path / STORE_MARKERS_DIR).iterdir())) == 2
+
+    restart_empty(volatile_redis)
+    with pytest.raises(ServiceError, match="has no installation marker"):
+        await open_service_store(on_redis)
+    await (await open_service_store(embedded)).close()  # the SQLite store kept its data: it still starts
 
 
 @pytest.fixture
