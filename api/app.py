@@ -32,7 +32,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    # Styx's order for every API route: client blacklist, then authentication (reference §8.1).
+    # Styx's order for every API route: client blacklist, then authentication (docs/semantics.md#global-config).
     api_dependencies = [Depends(reject_blacklisted_clients), Depends(authenticate)]
     for router in API_ROUTERS:
         app.include_router(router, dependencies=api_dependencies)

@@ -1,8 +1,9 @@
 """What every route depends on: the services of the process, who the caller is, and whether they may act.
 
 Reads go to `Services.store`; everything that changes what the actors do goes through `Services.commands`.
-Authentication runs for every /api/v3 request that carries an Authorization header (reference §8.9);
-service-account authorization is asked per workflow by the routes that change one (§8.10).
+Authentication runs for every /api/v3 request that carries an Authorization header
+(docs/auth.md#google-id-tokens); service-account authorization is asked per workflow by the routes that
+change one (docs/auth.md#service-account-usage-iam).
 """
 
 from __future__ import annotations

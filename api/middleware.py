@@ -1,4 +1,4 @@
-"""ASGI middleware around every request (reference §8.1): the request id, the catch-all for unexpected
+"""ASGI middleware around every request (docs/api.md#errors): the request id, the catch-all for unexpected
 exceptions, request metrics, the audit log of changes, the request body size limit, the JSON-only bodies of
 writes and the optional per-client rate limit. The Host/Origin checks are in api/host_check.py; what each
 defends against is in docs/security.md.

@@ -3,7 +3,7 @@ wrapper shapes of the contract.
 
 Bodies are read by hand rather than by FastAPI so that each route answers with Styx's own texts:
 workflow routes say `Missing payload.` / `Invalid payload. <why>`, every other route `Missing payload` /
-`Payload parsing failed: <why>` (reference §8.1, §8.2.1). A trailing comma before `}` or `]` is tolerated,
+`Payload parsing failed: <why>` (docs/semantics.md#errors). A trailing comma before `}` or `]` is tolerated,
 because the contract's own examples carry them (docs/api.md).
 """
 

@@ -1,4 +1,4 @@
-"""Who is calling, and may they act on a workflow: the contracts the routers depend on (reference §8.9-8.10).
+"""Who is calling, and may they act on a workflow: the contracts the routers depend on (docs/auth.md).
 
 Routers never look at tokens themselves. `Authenticator.authenticate` turns the Authorization header into a
 Principal (or None for an anonymous caller); `Authorizer.authorize` decides whether a principal may act on a
@@ -47,8 +47,8 @@ class Authenticator(Protocol):
 
 class Authorizer(Protocol):
     async def authorize(self, principal: Principal | None, service_account: str, workflow_key: str) -> None:
-        """Raise Forbidden (or BadRequest for lookup errors, §8.10) unless `principal` may use
-        `service_account` for the workflow `component#workflow`."""
+        """Raise Forbidden (or BadRequest for lookup errors, docs/auth.md#service-account-usage-iam) unless
+        `principal` may use `service_account` for the workflow `component#workflow`."""
         ...
 
     async def decide(self, principal: str, service_account: str) -> UsageDecision:

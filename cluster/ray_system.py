@@ -352,9 +352,15 @@ class ActorHost:
     """One Ray actor process hosting one role's object, built (and after a restart rebuilt) on first call."""
 
     def __init__(
-        self, role: str, settings_json: str, instance_json: str | None = None, marker: str | None = None
+        self,
+        role: str,
+        settings_json: str,
+        instance_json: str | None = None,
+        marker: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._role = role
+        self._clock: Clock = clock or SystemClock()  # a test's shared ManualClock, or the system's
         self._settings = Settings.model_validate_json(settings_json)
         self._instance = WorkflowInstance.model_validate_json(instance_json) if instance_json else None
         self._marker = marker  # the scheduler's: the installation marker the service established (MarkerGuard)
@@ -395,7 +401,7 @@ class ActorHost:
 
     async def _build(self) -> Any:
         settings = self._settings
-        clock = SystemClock()
+        clock = self._clock
         store = open_store(settings.store_url())
         await store.open()
         rng = random.Random()
@@ -403,7 +409,7 @@ class ActorHost:
             runner = RunnerHost(self._role, settings, store)
             self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner.clean_up, rng)))
             return runner
-        router = RayRouter(settings, store)
+        router = RayRouter(settings, store, clock)
         if self._role == "resources":
             broker = BrokerHost(
                 on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
@@ -451,15 +457,16 @@ def host_role(settings: Settings, instance_key: str) -> str:
 class DedicatedPort(RayPort):
     """The port of one instance's own actor: created when the instance is triggered, absent otherwise."""
 
-    def __init__(self, instance: WorkflowInstance, settings: Settings) -> None:
+    def __init__(self, instance: WorkflowInstance, settings: Settings, clock: Clock) -> None:
         super().__init__(dedicated_role(instance.key()), settings.ray_namespace)
         self._instance = instance
         self._settings = settings
+        self._clock = clock
 
     def ensure(self) -> Any:
         """Create the instance's actor unless it exists (detached: it ends itself when the instance ends)."""
         return _host_options(self._role, self._settings, detached=True).remote(
-            self._role, self._settings.model_dump_json(), self._instance.model_dump_json()
+            self._role, self._settings.model_dump_json(), self._instance.model_dump_json(), clock=self._clock
         )
 
     async def trigger(self, *args: Any) -> Any:
@@ -477,13 +484,14 @@ class DedicatedPort(RayPort):
 
 
 class RayRouter(InstanceRouter):
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
         self._settings = settings
         self._store = store
+        self._clock = clock
 
     def port_for(self, instance: WorkflowInstance) -> RayPort:
         if self._settings.placement == "dedicated":
-            return DedicatedPort(instance, self._settings)
+            return DedicatedPort(instance, self._settings, self._clock)
         return RayPort(host_role(self._settings, instance.key()), self._settings.ray_namespace)
 
     async def hosts(self) -> list[RayPort]:
@@ -577,10 +585,11 @@ class RaySystem:
 
     async def kill(self) -> None:
         """Remove every actor of this system for good (tests; detached installations being torn down)."""
-        dedicated = [dedicated_role(s.workflow_instance.key()) for s in await self.store.active_states()]
-        for role in [*self.roles, *dedicated]:
+        # The shards are among the roles; dedicated instance actors are found through the store.
+        hosts = await self.router.hosts()
+        for port in [*map(self.port, self.roles), *hosts]:
             try:
-                ray.kill(self.port(role).handle(), no_restart=True)
+                ray.kill(port.handle(), no_restart=True)
             except ValueError:
                 pass
         _forget_handles(self.namespace)
@@ -613,14 +622,16 @@ def connect_ray(settings: Settings) -> bool:
 
 async def start_ray_system(settings: Settings, store: Store | None = None, clock: Clock | None = None) -> RaySystem:
     """Create (or find, when they already run) every role's actor, wait until all answer, and return the
-    facade over `store` (opened here, and closed on stop, when not given). Idempotent: several API
-    processes can call it against one cluster."""
+    facade over `store` (opened here, and closed on stop, when not given). The actors it creates read the
+    time from `clock` (the system's by default; a test's ManualClock reaches them when shared through a
+    file). Idempotent: several API processes can call it against one cluster."""
     if settings.ray_address and settings.store_url().startswith("sqlite"):
         raise ValueError(
             "a Ray cluster needs a store every node can reach, and SQLite is a file on one machine: "
             "start with --store redis://HOST:PORT/DB (or STYX_STORE)"
         )
     started_ray = connect_ray(settings)
+    clock = clock or SystemClock()
     shards = [] if settings.placement == "dedicated" else [f"shard-{i}" for i in range(settings.shard_count)]
     nodes = [node["NodeID"] for node in ray.nodes() if node["Alive"]] if settings.runner != "noop" else []
     roles = [*(runner_role(node) for node in nodes), "resources", *shards, "scheduler"]
@@ -633,7 +644,9 @@ async def start_ray_system(settings: Settings, store: Store | None = None, clock
         # Ray restarts an actor with its constructor's arguments: a restarted scheduler still knows the marker.
         marker = remembered_marker(settings.data_dir, open_store(settings.store_url()))
         handles += [
-            _host_options(role, settings, detached).remote(role, settings_json, marker=marker if role == "scheduler" else None)
+            _host_options(role, settings, detached).remote(
+                role, settings_json, marker=marker if role == "scheduler" else None, clock=clock
+            )
             for role in roles
             if not role.startswith("runner-")
         ]
@@ -643,11 +656,11 @@ async def start_ray_system(settings: Settings, store: Store | None = None, clock
         store = open_store(settings.store_url())
         await store.open()
     namespace = settings.ray_namespace
-    router = RayRouter(settings, store)
+    router = RayRouter(settings, store, clock)
     if settings.placement == "dedicated":  # resume every active instance in its own actor
         await asyncio.gather(*(host.ensure().ping.remote() for host in await router.hosts()))
     commands = Commands(
-        store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), clock or SystemClock(),
+        store, router, RayPort("scheduler", namespace), RayPort("resources", namespace), clock,
         TimeoutConfig.from_settings(settings),
         runners=[RayPort(role, namespace) for role in roles if role.startswith("runner-")],
     )

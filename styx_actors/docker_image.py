@@ -1,6 +1,6 @@
 """Docker image references: validation with Styx's reason strings, parsing, and the default tag.
 
-Reference §1.5 item 20. A reference is `[host[:port]/]path[:tag][@digest]`:
+Styx's image check (docs/semantics.md#workflow-validation). A reference is `[host[:port]/]path[:tag][@digest]`:
 - The digest follows the last `@`; the tag follows the last `:` before it unless that text contains a `/`
   (then the colon belongs to a registry port).
 - The first path segment is a registry host only if it contains `.` or `:` or is `localhost`. As in Styx, a

@@ -1,4 +1,4 @@
-"""The events that drive a RunState, and their persisted JSON with `@type` names (reference §1.13).
+"""The events that drive a RunState, and their persisted JSON with `@type` names (docs/semantics.md#events).
 
 Events do not carry their instance: the state they are applied to does. The instance is added when an
 event is written out (`event_to_json`), as the string key `component#workflow#parameter`.

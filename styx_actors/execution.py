@@ -1,4 +1,4 @@
-"""PREPARE: turn the *current* workflow configuration into an execution (reference §9.3).
+"""PREPARE: turn the *current* workflow configuration into an execution (docs/semantics.md#preparing-an-execution).
 
 Pure: given what the store said about the workflow, decide the event the instance sends next.
 Retries therefore pick up configuration changes made between executions.
@@ -21,7 +21,8 @@ from styx_actors.validation import workflow_errors
 
 
 def substitute_parameter(args: list[str], parameter: str) -> list[str]:
-    """Every argument that is exactly `{}` becomes the parameter; `--date={}` is left alone (§9.5)."""
+    """Every argument that is exactly `{}` becomes the parameter; `--date={}` is left alone
+    (docs/semantics.md#preparing-an-execution)."""
     return [parameter if arg == "{}" else arg for arg in args]
 
 

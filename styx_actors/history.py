@@ -1,5 +1,6 @@
-"""Views rebuilt from an instance's event log: its execution history (reference §1.14) and the state of one
-backfill partition, and from those the status list of a whole backfill (reference §7.3).
+"""Views rebuilt from an instance's event log: its execution history (docs/semantics.md#execution-history)
+and the state of one backfill partition, and from those the status list of a whole backfill
+(docs/semantics.md#backfill-statuses).
 
 Event logs are replayed in counter order. A stored event that cannot be parsed raises EventParseError: a
 corrupt log is reported, not silently shortened.
@@ -251,7 +252,7 @@ async def backfill_statuses(
     partitions: Iterable[datetime] | None = None,
 ) -> list[RunStateData]:
     """One entry per partition of the backfill, or per one of `partitions` (a page of backfill_partitions),
-    in ascending time order (reference §7.3).
+    in ascending time order (docs/semantics.md#backfill-statuses).
 
     `schedule` is the backfill's own schedule, `active` maps parameters to the active states of the
     workflow's instances, and `events_of(parameter)` reads one instance's event log. Partitions the cursor

@@ -1,9 +1,10 @@
 """The domain's data: pydantic models shaped like the v3 contract's payloads.
 
-Input follows Styx's lenient JSON conventions (reference §1.1): unknown fields are ignored, numbers and
-booleans may arrive as strings, a single value is accepted where a list is expected. Output follows the
-contract (design.md §4): `enabled` as the strings "true"/"false", `running_timeout` as an ISO duration,
-instants as ISO UTC strings, absent optionals as null.
+Input follows Styx's lenient JSON conventions (docs/semantics.md#input-conventions): unknown fields are
+ignored, numbers and booleans may arrive as strings, a single value is accepted where a list is expected.
+Output follows the contract (docs/api.md#decisions-where-the-contract-and-styx-differ): `enabled` as the
+strings "true"/"false", `running_timeout` as an ISO duration, instants as ISO UTC strings, absent
+optionals as null.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ class WorkflowState(StyxModel):
 
 
 class WorkflowStatePatch(StyxModel):
-    """PATCH body: only the fields present overwrite the stored state (reference §1.6)."""
+    """PATCH body: only the fields present overwrite the stored state (docs/semantics.md#workflow-state)."""
 
     enabled: LenientBool | None = None
     next_natural_trigger: Instant | None = None
@@ -344,7 +345,7 @@ class State(str, enum.Enum):
 
     @property
     def consumes_resources(self) -> bool:
-        """An instance holds its resource permits while in these states (reference §6.1)."""
+        """An instance holds its resource permits while in these states (docs/semantics.md#states)."""
         return self in (State.PREPARE, State.SUBMITTING, State.SUBMITTED, State.RUNNING)
 
 
@@ -455,7 +456,7 @@ class EditableBackfillInput(StyxModel):
 
 
 class GlobalConfig(StyxModel):
-    """Cluster-wide switches (reference §8.8)."""
+    """Cluster-wide switches (docs/semantics.md#global-config)."""
 
     enabled: bool = True
     concurrency: int | None = None

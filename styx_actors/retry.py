@@ -1,4 +1,4 @@
-"""The retry decision after an execution ends: success, retry after a delay, or stop (reference §3, §12).
+"""The retry decision after an execution ends: success, retry after a delay, or stop (docs/semantics.md#retries).
 
 Pure logic: the caller supplies the RunState, the workflow's current `retry_condition` (None when the
 workflow has none or is not known) and a random source, and sends the returned event.
@@ -84,7 +84,7 @@ class RetryPolicy:
 
 
 def condition_variables(run_state: RunState) -> dict[str, object]:
-    """The variables a retry_condition sees (reference §3.5)."""
+    """The variables a retry_condition sees (docs/semantics.md#retry-condition)."""
     data = run_state.data
     return {
         "exitCode": data.last_exit,

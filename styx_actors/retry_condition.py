@@ -1,8 +1,8 @@
 """A safe evaluator for the subset of Spring Expression Language (SpEL) that Styx's `retry_condition` uses.
 
-Reference §3.5. A hand-written tokenizer and recursive-descent parser build a small AST that is evaluated
-against a mapping of variables: nothing is ever passed to `eval`, and there is no attribute access, no
-method call and no type reference.
+What a condition means: docs/semantics.md#retry-condition. A hand-written tokenizer and recursive-descent
+parser build a small AST that is evaluated against a mapping of variables: nothing is ever passed to
+`eval`, and there is no attribute access, no method call and no type reference.
 
 Grammar (SpEL's precedence, lowest first; keywords are case-insensitive):
 

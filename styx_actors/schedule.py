@@ -1,4 +1,4 @@
-"""Schedules, offsets and partition parameters: Styx's schedule math (reference §5.1-5.5), all in UTC.
+"""Schedules, offsets and partition parameters: Styx's schedule math, all in UTC (docs/semantics.md#schedules).
 
 Well-known schedules (@hourly ... @yearly) step with plain calendar arithmetic, which keeps a year of
 hourly partitions in the milliseconds; custom 5-field Unix cron expressions go through croniter. Error
@@ -362,7 +362,7 @@ class Offset:
 
 
 def effective_offset(schedule: Schedule, offset: str | None) -> Offset:
-    """The workflow's explicit offset, or its schedule's default (§5.2)."""
+    """The workflow's explicit offset, or its schedule's default (docs/semantics.md#offsets)."""
     return Offset.parse(schedule.default_offset() if offset is None else offset)
 
 
@@ -371,7 +371,7 @@ def _date_text(t: datetime) -> str:
 
 
 def to_parameter(schedule: Schedule, instant: datetime) -> str:
-    """The partition parameter naming an instant (§5.3)."""
+    """The partition parameter naming an instant (docs/semantics.md#partition-parameters)."""
     t = utc(instant)
     kind = schedule.well_known
     if kind is WellKnown.HOURLY:
@@ -412,7 +412,8 @@ _T = TypeVar("_T")
 
 
 def parse_aligned_instant(parameter: str, schedule: Schedule) -> datetime:
-    """The schedule time a parameter names, floored to the schedule when it is not aligned (§5.4)."""
+    """The schedule time a parameter names, floored to the schedule when it is not aligned
+    (docs/semantics.md#partition-parameters)."""
     try:
         return schedule.last(_parameter_instant(parameter, schedule.well_known))
     except _Unparsable as error:
@@ -580,7 +581,7 @@ def initial_natural_trigger(
     schedule: Schedule, offset: Offset, now: datetime
 ) -> tuple[datetime, datetime]:
     """(next_natural_trigger, next_natural_offset_trigger) on create, or when the schedule or offset
-    changed (§5.5): the first period whose fire time is still ahead of `now`."""
+    changed (docs/semantics.md#natural-triggers): the first period whose fire time is still ahead of `now`."""
     logical = schedule.next(offset.subtract_from(now))
     return logical, offset.add_to(logical)
 
@@ -588,6 +589,6 @@ def initial_natural_trigger(
 def advance_natural_trigger(
     schedule: Schedule, offset: Offset, logical: datetime
 ) -> tuple[datetime, datetime]:
-    """The trigger pair after a natural trigger attempt for `logical` (§5.5, §5.6)."""
+    """The trigger pair after a natural trigger attempt for `logical` (docs/semantics.md#natural-triggers)."""
     following = schedule.next(logical)
     return following, offset.add_to(following)

@@ -1,6 +1,6 @@
 """Every tunable of the service, read from `STYX_*` environment variables (pydantic-settings).
 
-Defaults are Styx's own (reference §4, §9.1, §12); tests and operators shorten them.
+Defaults are Styx's own (docs/semantics.md#constants, docs/configuration.md); tests and operators shorten them.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ DEFAULT_STALE_STATE_TTLS: dict[str, timedelta] = {
 
 
 class WhitelistedResource(BaseModel):
-    """A Google Cloud resource whose service accounts may call the API (reference §8.9)."""
+    """A Google Cloud resource whose service accounts may call the API (docs/auth.md#google-id-tokens)."""
 
     type: Literal["organization", "folder", "project"]
     id: str
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     backfill_tick_interval: Duration = timedelta(seconds=1)
     state_manager_tick_interval: Duration = timedelta(seconds=15)
 
-    # Retry policy (reference §3)
+    # Retry policy (docs/semantics.md#retries)
     retry_base_delay: Duration = timedelta(seconds=180)
     retry_max_exponent: int = 4
     missing_deps_delay: Duration = timedelta(seconds=600)
@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     global_disabled_min_delay: Duration = timedelta(seconds=150)
     global_disabled_max_delay: Duration = timedelta(seconds=450)
 
-    # Timeouts (reference §4)
+    # Timeouts (docs/semantics.md#timeouts)
     stale_state_ttls: dict[str, Duration] = Field(default_factory=lambda: dict(DEFAULT_STALE_STATE_TTLS))
     max_running_timeout: Duration | None = timedelta(hours=48)
 
@@ -162,13 +162,13 @@ class Settings(BaseSettings):
     output_tail_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
     output_retention: Duration = timedelta(days=30)
 
-    # Authentication with Google ID tokens (reference §8.9, docs/auth.md)
+    # Authentication with Google ID tokens (docs/auth.md#google-id-tokens)
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     auth_allowed_audiences: list[str] = Field(default_factory=list)
     auth_domain_whitelist: list[str] = Field(default_factory=list)
     auth_resource_whitelist: list[WhitelistedResource] = Field(default_factory=list)
 
-    # Service-account usage authorization (reference §8.10, docs/auth.md)
+    # Service-account usage authorization (docs/auth.md#service-account-usage-iam)
     authorization_role: str | None = None  # e.g. roles/iam.serviceAccountUser; set = check Google IAM
     authorization_policy_file: Path | None = None  # set = check a static YAML/JSON policy instead
     authorization_admins: list[str] = Field(default_factory=list)  # user:/serviceAccount:/group: entries

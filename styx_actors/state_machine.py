@@ -1,4 +1,5 @@
-"""The RunState state machine (reference §2): a pure function from (state, event, now) to the next state.
+"""The RunState state machine (docs/semantics.md#state-machine): a pure function from (state, event, now)
+to the next state.
 
 Every legal transition sets `timestamp = now` and `counter + 1` and applies the event's own changes to the
 StateData; anything else raises IllegalTransition with Styx's message. Runs on every event of every

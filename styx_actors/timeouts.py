@@ -1,4 +1,4 @@
-"""Stale-state timeouts (reference §4): how long an instance may stay in one state before it times out."""
+"""Stale-state timeouts (docs/semantics.md#timeouts): how long an instance may stay in one state before it times out."""
 
 from __future__ import annotations
 

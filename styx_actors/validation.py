@@ -1,8 +1,9 @@
-"""Workflow validation with Styx's messages, in Styx's order (reference §1.5).
+"""Workflow validation with Styx's messages, in Styx's order (docs/semantics.md#workflow-validation).
 
-`workflow_errors` runs every numbered check of §1.5 except the Flyte ones (18, 21: Flyte is out of scope
-and the model has no Flyte configuration). Check 22, the extended check used by the API and the scheduler,
-runs only when a maximum running timeout is given; the CLI validates without it.
+`workflow_errors` runs every check of docs/semantics.md#workflow-validation; Styx's Flyte checks are left
+out (Flyte is out of scope and the model has no Flyte configuration). The last check, `running timeout is
+too big`, the extended check used by the API and the scheduler, runs only when a maximum running timeout
+is given; the CLI validates without it.
 
 Lengths are counted as Java counts them (UTF-16 code units), so limits and the numbers in messages match
 Styx also for text outside the Basic Multilingual Plane.
@@ -68,7 +69,8 @@ def deployment_errors(
     workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
 ) -> list[str]:
     """What stops `workflow` from being deployed: Styx's checks, plus a docker image, which the v3 contract
-    requires of every deployed workflow (design.md §4) although Styx would store one that cannot run."""
+    requires of every deployed workflow although Styx would store one that cannot run
+    (docs/api.md#decisions-where-the-contract-and-styx-differ)."""
     errors = workflow_errors(workflow, max_running_timeout, allowed_registries)
     if workflow.configuration.docker_image is None:
         errors.append(DOCKER_IMAGE_REQUIRED)
@@ -78,8 +80,9 @@ def deployment_errors(
 def workflow_errors(
     workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
 ) -> list[str]:
-    """Every problem with `workflow`, in §1.5 order; empty when it is valid. `allowed_registries`
-    (STYX_ALLOWED_REGISTRIES, normalized; empty = any) are the registries its image may come from."""
+    """Every problem with `workflow`, in Styx's order (docs/semantics.md#workflow-validation); empty when
+    it is valid. `allowed_registries` (STYX_ALLOWED_REGISTRIES, normalized; empty = any) are the registries
+    its image may come from."""
     cfg = workflow.configuration
     errors: list[str] = []
 
@@ -159,7 +162,8 @@ def _registry_errors(image: str | None, allowed_registries: Collection[str]) -> 
 
 
 def env_errors(env: Mapping[str, str]) -> list[str]:
-    """Styx's limits on a workflow's env (§1.5 checks 9-10), which also bound the env of trigger parameters."""
+    """Styx's limits on a workflow's env (docs/semantics.md#workflow-validation), which also bound the env
+    of trigger parameters."""
     errors: list[str] = []
     _upper_limit(errors, len(env), MAX_ENV_VARS, "too many env vars")
     env_size = sum(_java_length(key) + _java_length(value) for key, value in env.items())

@@ -1,4 +1,4 @@
-"""Authentication with Google ID tokens (reference §8.9, Styx's Authenticator and RequestAuthenticator).
+"""Authentication with Google ID tokens (docs/auth.md#google-id-tokens, Styx's Authenticator and RequestAuthenticator).
 
 `Authorization: Bearer <id token>`. The token's signature (Google's published certificates), expiry and
 issuer are verified with google-auth; then the caller is accepted when its email's domain is whitelisted, or
@@ -157,7 +157,7 @@ class GoogleAuthenticator:
         return Principal(email=email)
 
     async def _verify(self, token: str, header: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Signature, expiry and issuer; no audience here (§8.9)."""
+        """Signature, expiry and issuer; no audience here (docs/auth.md#google-id-tokens)."""
         key_id = header.get("kid")
         certs = await self._certificates.for_key(key_id if isinstance(key_id, str) else None)
         try:

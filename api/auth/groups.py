@@ -1,4 +1,4 @@
-"""Is a principal one of a list of IAM members, directly or through a group (reference §8.10)?
+"""Is a principal one of a list of IAM members, directly or through a group (docs/auth.md#service-account-usage-iam)?
 
 Members are IAM member strings: `user:<email>`, `serviceAccount:<email>`, `group:<email>`. Group membership
 comes from a `GroupResolver`: the Admin Directory API (what Styx uses) or a static table.

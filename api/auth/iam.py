@@ -1,4 +1,4 @@
-"""Service-account usage authorized by Google IAM policies (reference §8.10, Styx's
+"""Service-account usage authorized by Google IAM policies (docs/auth.md#service-account-usage-iam, Styx's
 ServiceAccountUsageAuthorizer): the configured role in the IAM policy of the service account's project
 (Cloud Resource Manager) or of the service account itself (IAM), directly or through a Workspace group.
 """

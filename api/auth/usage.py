@@ -1,5 +1,6 @@
-"""May a principal run workflows as a service account? The decision procedure of §8.10, whatever the source
-of grants (Google IAM in api/auth/iam.py, a static policy file in api/auth/policy_file.py).
+"""May a principal run workflows as a service account? The decision procedure of
+docs/auth.md#service-account-usage-iam, whatever the source of grants (Google IAM in api/auth/iam.py, a
+static policy file in api/auth/policy_file.py).
 
 Per (principal, service account), cached 60 s, lookup errors included (as Styx caches them):
 blocklisted ⇒ denied; administrator ⇒ allowed; the role granted in the service account's project or on the

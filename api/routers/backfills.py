@@ -1,4 +1,5 @@
-"""Backfills: replays of a workflow over a past range, and the state of each of their partitions (reference §7)."""
+"""Backfills: replays of a workflow over a past range, and the state of each of their partitions
+(docs/semantics.md#backfills, docs/api.md#backfills)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The global enabled switch (the contract's "Styx Config" group; Styx itself edits it out of band, §8.8).
+"""The global enabled switch (the contract's "Styx Config" group; Styx itself edits it out of band).
 
-While disabled, natural triggers and backfills pause and queued instances are sent back to wait (§5.9).
+While disabled, natural triggers and backfills pause and queued instances are sent back to wait
+(docs/semantics.md#global-config).
 With authentication on, only scheduler administrators may change it (docs/auth.md).
 """
 

@@ -1,4 +1,5 @@
-"""Resources: named concurrency limits shared by the workflows that list them (reference §8.4).
+"""Resources: named concurrency limits shared by the workflows that list them
+(docs/semantics.md#resources-and-concurrency).
 
 No service-account authorization applies; with authentication on, changes are for scheduler administrators
 only (docs/auth.md): a resource's limit holds back every workflow that names it.

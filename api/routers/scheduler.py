@@ -1,4 +1,4 @@
-"""Scheduler commands on instances: ad-hoc trigger, retry, halt and event injection (reference §8.6-8.7).
+"""Scheduler commands on instances: ad-hoc trigger, retry, halt and event injection (docs/api.md#scheduler).
 
 Styx proxies these to its scheduler service's /api/v0; here the command facade is the scheduler, so they
 are served directly with the scheduler's behaviour and texts.

@@ -1,5 +1,5 @@
 """Status: the active instances, the event log of one instance, and the service-account usage check
-(reference §8.5); the output of an instance's executions (an extension: docs/api.md)."""
+(docs/api.md#status); the output of an instance's executions (an extension: docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workflows: configurations, their state, and the execution history of their instances (reference §8.2)."""
+"""Workflows: configurations, their state, and the execution history of their instances (docs/api.md#workflows)."""
 
 from __future__ import annotations
 
@@ -210,7 +210,8 @@ async def list_instances(
     tail: Annotated[str | None, Query(description='"true" (any case): the latest `limit` natural periods')] = None,
 ) -> list[dict[str, Any]]:
     """Execution histories in parameter order, chosen by tail+limit, offset+limit or start/stop+limit
-    (§8.2.3). Styx lists a start/stop range whole; here `limit` bounds it too, by default to its maximum."""
+    (docs/api.md#workflows). Styx lists a start/stop range whole; here `limit` bounds it too, by default to
+    its maximum."""
     wf_id = WorkflowId(component_id=component_id, id=workflow_id)
     store = services.store
     by_tail = parse_boolean(tail)

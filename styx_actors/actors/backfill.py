@@ -1,4 +1,5 @@
-"""Backfill actors: each active backfill keeps at most `concurrency` of its instances active (reference §7.2).
+"""Backfill actors: each active backfill keeps at most `concurrency` of its instances active
+(docs/semantics.md#backfills).
 
 A driver triggers the partitions at its cursor, advances the cursor (forward or reverse) and persists it,
 until the last partition is triggered (`all_triggered`). The partitions that fit in its free slots are

@@ -1,4 +1,4 @@
-"""The command facade: what the front end may ask of the actor system (reference §5.7, §7, §8).
+"""The command facade: what the front end may ask of the actor system (docs/semantics.md, docs/api.md).
 
 Every write that changes what the actors must do goes through here, so the store and the actors never
 disagree: the record is written first, then the actors concerned are told. Reads go to the store directly.
@@ -102,8 +102,8 @@ class Commands:
         return await self._workflow_loader.load(workflow_id)
 
     async def save_workflow(self, component_id: str, config: WorkflowConfiguration) -> Workflow:
-        """Create or update (§8.2.1): the next natural trigger is recomputed for a new workflow or a
-        changed schedule/offset; the enabled flag of an existing workflow is kept."""
+        """Create or update (docs/semantics.md#workflows): the next natural trigger is recomputed for a new
+        workflow or a changed schedule/offset; the enabled flag of an existing workflow is kept."""
         now = self._clock.now()
         workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
         errors = deployment_errors(workflow, *self._validation_limits())
@@ -150,7 +150,7 @@ class Commands:
     # -- instances ------------------------------------------------------------------------------------------
 
     async def trigger(self, request: TriggerRequest, allow_future: bool = False) -> TriggerResponse:
-        """Ad-hoc trigger (§8.7); works on disabled workflows."""
+        """Ad-hoc trigger (docs/semantics.md#triggers); works on disabled workflows."""
         found = await self.load_workflow(request.workflow_id)
         if found is None:
             raise BadRequest("The specified workflow is not found in the scheduler")
@@ -256,7 +256,7 @@ class Commands:
     # -- backfills ------------------------------------------------------------------------------------------
 
     async def create_backfill(self, request: BackfillInput, allow_future: bool = False) -> Backfill:
-        """§7.1: validations in Styx's order; the first failure wins."""
+        """Validations in Styx's order (docs/semantics.md#backfills); the first failure wins."""
         workflow_id = WorkflowId(component_id=request.component, id=request.workflow)
         found = await self._store.get_workflow(workflow_id)
         if found is None:
@@ -323,7 +323,7 @@ class Commands:
         return backfill
 
     async def halt_backfill(self, backfill_id: str, graceful: bool = False) -> None:
-        """§7.5: stop triggering; unless graceful, halt the backfill's active instances too."""
+        """Stop triggering; unless graceful, halt the backfill's active instances too (docs/semantics.md#backfills)."""
         backfill = await self._store.get_backfill(backfill_id)
         if backfill is None:
             raise NotFound("backfill not found")

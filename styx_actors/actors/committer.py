@@ -1,7 +1,7 @@
 """Group commit: the transitions of every instance in a shard are flushed to the store together.
 
 Each instance awaits the flush that carries its transition before it runs side effects, so a
-transition's effects never precede its persistence (design.md §2, "Group commit").
+transition's effects never precede its persistence (docs/architecture.md#decisions, "Group commit").
 """
 
 from __future__ import annotations

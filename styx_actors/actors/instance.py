@@ -3,8 +3,8 @@
 It handles its events one at a time from its own mailbox: apply the pure transition, persist snapshot +
 event (group commit), and only then run the output handlers. Handler results come back to the same
 mailbox as events guarded by the counter they were computed for, so a stale result is dropped
-(reference §2.3). The mailbox is drained by a task that exists only while messages are pending, so an idle
-instance costs a few objects, not a coroutine.
+(docs/semantics.md#output-handlers). The mailbox is drained by a task that exists only while messages are
+pending, so an idle instance costs a few objects, not a coroutine.
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ class InstanceActor:
     # -- runner progress ------------------------------------------------------------------------------------
 
     def runner_status(self, execution_id: str, status: ExecutionStatus) -> None:
-        """Translate what the runner saw into events, guarded by consecutive counters (§9.4)."""
+        """Translate what the runner saw into events, guarded by consecutive counters (docs/runner.md#progress)."""
         state = self.state
         if not self.active or state.data.execution_id != execution_id:
             return

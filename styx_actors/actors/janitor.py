@@ -1,5 +1,6 @@
-"""Removes finished containers that no active instance wants any more (Styx's pod cleanup, §9.4), keeping
-the end of each one's output in the store first, and deletes kept outputs past their retention."""
+"""Removes finished containers that no active instance wants any more (Styx's pod cleanup:
+docs/runner.md#stop-logs-cleanup), keeping the end of each one's output in the store first, and deletes
+kept outputs past their retention."""
 
 from __future__ import annotations
 

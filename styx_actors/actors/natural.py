@@ -1,4 +1,4 @@
-"""Natural triggers: a min-heap of the next fire time of every workflow (reference §5.5-5.6).
+"""Natural triggers: a min-heap of the next fire time of every workflow (docs/semantics.md#natural-triggers).
 
 A tick pops the workflows whose fire time has passed (strictly: `now > fire`), triggers the instance of
 each enabled one, and advances its pointer by one schedule step. Missed periods are therefore caught up one

@@ -1,4 +1,5 @@
-"""Resource actors: concurrency limits enforced by counters keyed by holder (reference §6).
+"""Resource actors: concurrency limits enforced by counters keyed by holder
+(docs/semantics.md#resources-and-concurrency).
 
 Every resource is a logical actor (`ResourceCounter`) hosted by one `ResourceBroker`, so that acquiring all
 of an instance's resources is a single step: all-or-nothing, in sorted order, with no hoarding and no

@@ -62,7 +62,7 @@ TIMER_COMPACTION_SLACK = 1000
 
 
 class AlreadyActive(Exception):
-    """The instance is already triggered (reference §5.7)."""
+    """The instance is already triggered (docs/semantics.md#triggers)."""
 
 
 class ResourcesPort(Protocol):

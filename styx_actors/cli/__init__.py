@@ -1,4 +1,4 @@
-"""The `styx` command line client of the v3 API (reference §11). The `styx` script itself is
+"""The `styx` command line client of the v3 API (docs/cli.md). The `styx` script itself is
 styx_server/cli.py, which adds `styx serve` (the service) to these commands.
 
     styx [-H HOST] [--json | -p] [--debug] COMMAND ...

@@ -1,5 +1,5 @@
 """Command-line values with their own syntax: `-e KEY=VALUE` environment entries and the START/END
-partitions of `backfill create` (reference §11.2)."""
+partitions of `backfill create` (docs/cli.md#backfills)."""
 
 from __future__ import annotations
 

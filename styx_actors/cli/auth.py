@@ -1,4 +1,4 @@
-"""`styx auth test`: may a principal run workflows as a service account? (reference §11.2)
+"""`styx auth test`: may a principal run workflows as a service account? (docs/cli.md#authorization)
 
 Asks the service's authorizer (POST /status/testServiceAccountUsageAuthorization) and prints its answer:
 `The principal P is [not ]authorized to use the service account SA. <message>`; exit status 1 when not.

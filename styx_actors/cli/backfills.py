@@ -1,4 +1,4 @@
-"""`styx backfill create|edit|halt|show|list` (reference §11.2), and `show --watch` to follow one live."""
+"""`styx backfill create|edit|halt|show|list` (docs/cli.md#backfills), and `show --watch` to follow one live."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 Every call goes to `<host>/api/v3/...` with `User-Agent: Styx Client <version>`, a fresh
 `X-Styx-Request-Id` and, when this machine has Google credentials, `Authorization: Bearer <ID token>` whose
-audience is the host (reference §11.1). The token travels only where no one else can read it: over https,
-or to a loopback address. To plain http elsewhere requests go without it, and the CLI says so (docs/cli.md).
+audience is the host (docs/cli.md#authentication). The token travels only where no one else can read it:
+over https, or to a loopback address. To plain http elsewhere requests go without it, and the CLI says so
+(docs/cli.md).
 """
 
 from __future__ import annotations

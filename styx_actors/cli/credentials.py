@@ -1,4 +1,4 @@
-"""Google ID tokens for the `Authorization: Bearer` header (reference §11.1, §8.9).
+"""Google ID tokens for the `Authorization: Bearer` header (docs/cli.md#authentication, docs/auth.md#google-id-tokens).
 
 Application-default credentials are looked up without touching the network unless this machine has some:
 a key file named by GOOGLE_APPLICATION_CREDENTIALS, gcloud's file from `gcloud auth application-default

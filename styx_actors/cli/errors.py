@@ -1,4 +1,4 @@
-"""Exit statuses of the `styx` CLI and the errors that end a command with one of them (reference §11.1)."""
+"""Exit statuses of the `styx` CLI and the errors that end a command with one of them (docs/cli.md#exit-statuses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Commands on workflow instances: `ls`, `events` (with `--follow`), `trigger`, `halt`, `retry` (reference §11.2)."""
+"""Commands on workflow instances: `ls`, `events` (with `--follow`), `trigger`, `halt`, `retry`
+(docs/cli.md#workflow-instances)."""
 
 from __future__ import annotations
 

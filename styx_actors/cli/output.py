@@ -1,5 +1,5 @@
-"""The three output modes of the CLI (reference §11.1-11.2): pretty (rich tables and colours, the default),
-plain (space-separated lines for unix tools) and JSON (machine readable; messages as JSON strings).
+"""The three output modes of the CLI (docs/cli.md#output-modes): pretty (rich tables and colours, the
+default), plain (space-separated lines for unix tools) and JSON (machine readable; messages as JSON strings).
 
 Renderers take the API's JSON payloads. JSON mode prints them as the API sent them; pretty and plain read
 them through the contract models. Errors never pass through here: they go to stderr (see __init__.py).

@@ -1,4 +1,4 @@
-"""`styx resource create|edit|show|list`: named concurrency limits (reference §11.2).
+"""`styx resource create|edit|show|list`: named concurrency limits (docs/cli.md#resources).
 
 Every command prints the resources it got back as a `RESOURCE CONCURRENCY` table (JSON: a list).
 """

@@ -17,7 +17,7 @@ StateGroups = dict[str, list[dict[str, Any]]]
 
 @dataclass(frozen=True)
 class EventInfo:
-    """One line of `styx events`: when, which event, and its human-readable detail (reference §1.13)."""
+    """One line of `styx events`: when, which event, and its human-readable detail (docs/semantics.md#events)."""
 
     timestamp: int  # epoch milliseconds
     name: str

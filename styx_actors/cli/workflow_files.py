@@ -1,5 +1,5 @@
 """Workflow files for `styx workflow create`: one or many YAML or JSON documents (`---` separated), each a
-WorkflowConfiguration (reference §11.2).
+WorkflowConfiguration (docs/cli.md#workflows).
 
 Plain YAML scalars are read as text (only `null`/`~`/empty stay null), the way Styx's Jackson reader
 coerces them: `id: 123`, `docker_args: [sleep, 10]` and `PORT: 8080` mean the strings, a date stays the

@@ -1,4 +1,4 @@
-"""`styx workflow list|show|create|delete|enable|disable` (reference §11.2)."""
+"""`styx workflow list|show|create|delete|enable|disable` (docs/cli.md#workflows)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runner contract: what the instance actors ask of whatever runs their executions (reference §9.4-9.5).
+"""The runner contract: what the instance actors ask of whatever runs their executions (docs/runner.md).
 
 Everything here is pure except `StatusListeners`, the small thread-to-event-loop bridge that every runner
 uses to push status changes. Runners (Docker here; Kubernetes or Ray tasks later) implement `Runner`; the
@@ -61,12 +61,13 @@ class RunSpec:
 
 
 def build_run_spec(run_state: RunState, environment: str) -> RunSpec:
-    """The RunSpec of the execution a SUBMITTING state asks for (§9.5).
+    """The RunSpec of the execution a SUBMITTING state asks for (docs/runner.md#starting-an-execution).
 
     Expects `data.execution_id` and an `execution_description` with a docker image (the caller halts the
-    instance otherwise, §2.3). The description's `env` is taken as the final user env: PREPARE already
-    overlaid the trigger parameters' env on the workflow env (§9.3), so it is not merged again here. `{}`
-    substitution is applied again (idempotent) for descriptions written by other producers.
+    instance otherwise: docs/semantics.md#output-handlers). The description's `env` is taken as the final
+    user env: PREPARE already overlaid the trigger parameters' env on the workflow env
+    (docs/semantics.md#preparing-an-execution), so it is not merged again here. `{}` substitution is
+    applied again (idempotent) for descriptions written by other producers.
     """
     data = run_state.data
     description = data.execution_description
@@ -74,7 +75,7 @@ def build_run_spec(run_state: RunState, environment: str) -> RunSpec:
     if data.execution_id is None or description is None or description.docker_image is None:
         raise ValueError(f"{instance} has no execution id, execution description or docker image to run")
     args = tuple(substitute_parameter(list(description.docker_args), instance.parameter))
-    # Legacy states without a trigger read as unknown, as old events do (§1.13).
+    # Legacy states without a trigger read as unknown, as old events do (docs/semantics.md#events).
     trigger = data.trigger or Trigger.unknown()
     styx_env = {
         "STYX_COMPONENT_ID": instance.workflow_id.component_id,
@@ -146,7 +147,7 @@ ExecutionStatus = NotFound | Pending | Running | Exited | Failed
 def termination_exit_code(
     container_exit_code: int | None, termination_logging: bool, message: str | None
 ) -> int | None:
-    """The exit code the instance sees (§9.4).
+    """The exit code the instance sees (docs/runner.md#exit-codes-and-the-termination-log).
 
     Without termination logging: the container's. With it: the `exit_code` of the JSON termination
     message, except that a container that failed (non-zero) cannot claim success (message 0); a missing or
@@ -178,7 +179,7 @@ _PROGRESSING = (State.PREPARE, State.SUBMITTED, State.RUNNING)
 
 
 def progress_events(state: State, status: ExecutionStatus) -> list[Event]:
-    """What an instance in `state` learns from `status` (Styx's pod event translator, §9.4).
+    """What an instance in `state` learns from `status` (Styx's pod event translator: docs/runner.md#progress).
 
     Only PREPARE (legacy), SUBMITTED and RUNNING listen to the runner: in SUBMITTING the container may
     not exist yet, and later states have moved on.

@@ -1,4 +1,4 @@
-"""DockerRunner: every execution is one container on a Docker Engine, driven through docker-py (§9.4).
+"""DockerRunner: every execution is one container on a Docker Engine, driven through docker-py (docs/runner.md).
 
 - The container's name is the execution id, so starting an execution twice never makes a second container.
 - Labels carry the instance and an installation id; this runner sees and touches only containers with its

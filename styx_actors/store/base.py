@@ -1,6 +1,6 @@
 """The one store interface every backend implements (APScheduler 4's `DataStore` pattern).
 
-What is stored (design.md §2, reference §9.2):
+What is stored (docs/store.md#what-is-stored):
 - workflows with their state (enabled flag and next natural trigger instants),
 - resources, backfills, the global config,
 - one snapshot per *active* workflow instance (its RunState, keyed by instance),
@@ -38,7 +38,7 @@ class StoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """One entry of an instance's event log. `event_json` is the persisted event JSON (reference §1.13)."""
+    """One entry of an instance's event log. `event_json` is the persisted event JSON (docs/semantics.md#events)."""
 
     counter: int
     timestamp: int  # epoch milliseconds

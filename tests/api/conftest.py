@@ -3,9 +3,9 @@
 Every test that uses `api` or `start_api` runs twice, over both actor systems (`system` parameter): `local`
 (every actor in the test's event loop) and `ray` (named actors on the session's local Ray, in other
 processes, over the same SQLite file), the way the store suite runs over both stores. The ray variant
-proves what a client of `styx serve` sees: exceptions, serialisation and process boundaries of Ray. The
-front end's clock is the test's ManualClock on both; the actors on Ray keep the system clock, so a test
-that needs to move the actors' time marks itself `local_only`.
+proves what a client of `styx serve` sees: exceptions, serialisation and process boundaries of Ray. Every
+actor reads the test's ManualClock on both: over Ray it is shared through a file, so moving it moves the
+time of the actors in the other processes too.
 
 The noop runner serves tests whose outcome does not depend on a container (shapes, states, errors); the
 end-to-end test runs real containers. Instances that must stay active use a workflow whose resource has
@@ -199,8 +199,12 @@ async def start_api(store: Store, clock: ManualClock, tmp_path: Path, system: st
 
     async def start(auth: AuthChoice = OPEN_ACCESS, settings: Settings | None = None) -> Api:
         # The actors on Ray open the store by URL: the test's own store, whichever backend it is.
-        update = {"actor_system": system, "store": store.identity}
+        update: dict[str, Any] = {"actor_system": system, "store": store.identity}
+        if system == "ray" and settings is None:
+            update["shard_count"] = 1  # each actor is a process to start (~1 s); routing over shards: tests/cluster
         settings = (settings or api_settings(tmp_path)).model_copy(update=update)
+        if system == "ray":
+            clock.share_through(tmp_path / "clock")
         started.append(await open_api(settings, store, clock, auth))
         return started[-1]
 

@@ -1,4 +1,4 @@
-"""Authentication and service-account authorization as the routes use them (reference §8.9-8.10).
+"""Authentication and service-account authorization as the routes use them (docs/auth.md).
 
 The Google implementations are tested on their own; here the protocols are implemented by small policies
 with Styx's texts, so the tests show which calls authenticate, which authorize, and with what.

@@ -1,4 +1,5 @@
-"""Backfill endpoints: creation checks in Styx's order, reading with statuses, editing and halting (reference §7)."""
+"""Backfill endpoints: creation checks in Styx's order, reading with statuses, editing and halting
+(docs/semantics.md#backfills)."""
 
 from __future__ import annotations
 
@@ -136,11 +137,9 @@ async def test_statuses_follow_the_partitions(api: Api) -> None:
     assert without["statuses"] is None and without["backfill"]["id"] == backfill["id"]
 
     await api.client.put(f"{API}/resources/blocker", json={"id": "blocker", "concurrency": 1})
-    await wait_until(lambda: _all_done(states), timeout=20, message="every partition to be DONE")
+    await wait_until(lambda: _states_are(states, ["DONE", "DONE", "DONE"]), timeout=20, message="every partition to be DONE")
 
 
-async def _all_done(states: Any) -> bool:
-    return await states() == ["DONE", "DONE", "DONE"]
 
 
 async def test_listing_filters(api: Api) -> None:
@@ -162,12 +161,17 @@ async def test_listing_filters(api: Api) -> None:
     assert await ids(component=COMPONENT, workflow=WORKFLOW, start="2016-03-13") == [first["id"]]
     assert await ids(component=COMPONENT, workflow=WORKFLOW, start="2016-03-14") == []
     assert sorted(await ids(start="2016-03-14")) == sorted([first["id"], second["id"]])
-    with_statuses = (await api.client.get(f"{API}/backfills", params={"workflow": "other", "status": "true"})).json()
-    assert [s["state"] for s in with_statuses["backfills"][0]["statuses"]["active_states"]] == [
-        "QUEUED",
-        "QUEUED",
-        "WAITING",
-    ]
+
+    async def other_states() -> list[str]:
+        response = await api.client.get(f"{API}/backfills", params={"workflow": "other", "status": "true"})
+        return [s["state"] for s in response.json()["backfills"][0]["statuses"]["active_states"]]
+
+    # The backfill's driver triggers its first partitions by itself, soon after the creation answered.
+    await wait_until(lambda: _states_are(other_states, ["QUEUED", "QUEUED", "WAITING"]), timeout=10, message="two partitions QUEUED")
+
+
+async def _states_are(states: Any, expected: list[str]) -> bool:
+    return await states() == expected
 
 
 async def test_listing_refuses_a_bad_start_date(api: Api) -> None:
@@ -223,5 +227,6 @@ async def test_editing_or_halting_a_backfill_of_a_deleted_workflow(api: Api) -> 
     assert (edit.status_code, edit.json()["message"]) == (404, "workflow not found")
     assert (halt.status_code, halt.json()["message"]) == (404, "workflow not found")
     stored = await api.store.get_backfill(backfill["id"])
-    # Refused: the edit wrote nothing (the backfill loop itself halts backfills of deleted workflows, §7.2).
+    # Refused: the edit wrote nothing (the backfill loop itself halts backfills of deleted workflows:
+    # docs/semantics.md#backfills).
     assert stored.concurrency == 2 and stored.last_modified == stored.created

@@ -174,8 +174,9 @@ async def test_global_enabled_switch_keeps_the_other_settings(api: Api) -> None:
     assert (await api.store.get_config()).enabled is True
 
 
+@pytest.mark.asyncio(loop_scope="module")  # a refusal: the module's app (shared_api) serves it
 @pytest.mark.parametrize("query", ["", "?enabled=", "?enabled=maybe"])
-async def test_global_enabled_needs_true_or_false(api: Api, query: str) -> None:
-    response = await api.client.post(f"{API}/config{query}")
+async def test_global_enabled_needs_true_or_false(shared_api: Api, query: str) -> None:
+    response = await shared_api.client.post(f"{API}/config{query}")
     assert response.status_code == 400
-    assert (await api.store.get_config()).enabled is True
+    assert (await shared_api.store.get_config()).enabled is True

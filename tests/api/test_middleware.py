@@ -1,5 +1,5 @@
 """What wraps every request: request ids, the 500 text, the store-down 503, the client blacklist, the audit
-log and the body size limit (reference §8.1)."""
+log and the body size limit (docs/api.md#errors)."""
 
 from __future__ import annotations
 

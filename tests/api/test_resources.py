@@ -1,4 +1,4 @@
-"""Resource endpoints: Styx's texts for refused payloads, and that a refusal writes nothing (reference §8.4)."""
+"""Resource endpoints: Styx's texts for refused payloads, and that a refusal writes nothing (docs/api.md)."""
 
 from __future__ import annotations
 

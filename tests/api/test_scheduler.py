@@ -1,4 +1,4 @@
-"""Scheduler commands: trigger, retry, halt and event injection, with the scheduler's texts (reference §8.7)."""
+"""Scheduler commands: trigger, retry, halt and event injection, with the scheduler's texts (docs/api.md#scheduler)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status endpoints: active states with their filters, and the event log of an instance (reference §8.5)."""
+"""Status endpoints: active states with their filters, and the event log of an instance (docs/api.md#status)."""
 
 from __future__ import annotations
 

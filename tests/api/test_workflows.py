@@ -1,4 +1,4 @@
-"""Workflow endpoints: filters, payload errors, state patching and instance histories (reference §8.2)."""
+"""Workflow endpoints: filters, payload errors, state patching and instance histories (docs/api.md#workflows)."""
 
 from __future__ import annotations
 

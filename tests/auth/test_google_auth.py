@@ -1,4 +1,5 @@
-"""GoogleAuthenticator against a fake Google on 127.0.0.1, with tokens signed by real RSA keys (§8.9)."""
+"""GoogleAuthenticator against a fake Google on 127.0.0.1, with tokens signed by real RSA keys
+(docs/auth.md#google-id-tokens)."""
 
 from __future__ import annotations
 
@@ -240,7 +241,7 @@ async def test_audience_is_checked_for_service_accounts_when_configured(
     # Also after the account was validated and cached.
     wrong_audience = google_key.sign(id_token_claims(SERVICE_ACCOUNT, aud="https://other.example.com"))
     assert await rejected(authenticator, wrong_audience) == "Authorization token is invalid"
-    # Whitelisted domains are not subject to it (§8.9).
+    # Whitelisted domains are not subject to it (docs/auth.md#google-id-tokens).
     user_token = google_key.sign(id_token_claims(USER, aud="https://other.example.com"))
     assert await authenticator.authenticate(bearer(user_token)) == Principal(USER)
 

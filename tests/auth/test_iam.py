@@ -1,4 +1,5 @@
-"""IamAuthorizer against a fake IAM, Cloud Resource Manager and Admin Directory on 127.0.0.1 (§8.10)."""
+"""IamAuthorizer against a fake IAM, Cloud Resource Manager and Admin Directory on 127.0.0.1
+(docs/auth.md#service-account-usage-iam)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`styx auth test`: the service's answer to "may this principal use this service account?", printed as
-Styx's CLI prints it, exit status 1 when not authorized (reference §11.2, docs/cli.md).
+Styx's CLI prints it, exit status 1 when not authorized (docs/cli.md#authorization).
 
 The service authorizes with a real policy file (api/auth/policy_file.py): no Google needed.
 """

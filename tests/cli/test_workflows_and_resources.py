@@ -131,7 +131,8 @@ def test_create_warns_about_unknown_keys_and_missing_resources_and_creates_anywa
 
 
 def test_server_side_rejection_of_a_locally_valid_workflow(styx: Styx) -> None:
-    # The maximum running timeout is the server's setting: the CLI validates without it (reference §1.5).
+    # The maximum running timeout is the server's setting: the CLI validates without it
+    # (docs/semantics.md#workflow-validation).
     workflow = f"id: slow\nschedule: daily\ndocker_image: {IMAGE}\nrunning_timeout: PT72H\n"
     result = styx("workflow", "create", "life", stdin=workflow)
     assert result.code == ExitStatus.API_ERROR

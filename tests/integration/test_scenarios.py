@@ -1,4 +1,5 @@
-"""Styx's scheduler system scenarios (reference §10.3) on the actor system: real store, real containers.
+"""Styx's scheduler system scenarios (its SystemTest; docs/semantics.md) on the actor system: real store,
+real containers.
 
 Time is a ManualClock; scheduler ticks are driven explicitly, as Styx's SystemTest does. Containers run
 for real, so waits are conditions with deadlines.

@@ -80,7 +80,7 @@ async def test_instances_survive_a_redis_outage_and_the_api_answers_503_meanwhil
     await wait_until(all_running, timeout=30, message="every instance RUNNING")
     acknowledged: dict[WorkflowInstance, list[StoredEvent]] = {wfi: await store.events(wfi) for wfi in instances}
 
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://styx.test")
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://localhost")
     async with client:
         redis_with_aof.stop()
         readiness = await client.get("/readyz")

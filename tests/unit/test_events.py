@@ -1,4 +1,4 @@
-"""Persisted event JSON (reference §1.13): round trips, Styx's legacy forms, info strings and bad input."""
+"""Persisted event JSON (docs/semantics.md#events): round trips, Styx's legacy forms, info strings and bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Views replayed from event logs: execution history (reference §1.14) and backfill statuses (§7.3)."""
+"""Views replayed from event logs: execution history and backfill statuses
+(docs/semantics.md#execution-history, docs/semantics.md#backfill-statuses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The resource broker: counters keyed by holder, all-or-nothing acquisition, fair queues (reference §6)."""
+"""The resource broker: counters keyed by holder, all-or-nothing acquisition, fair queues
+(docs/semantics.md#resources-and-concurrency)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The retry decision of §3.2 and the TerminationHandler behaviours of §10.4."""
+"""The retry decision (docs/semantics.md#retries) and the behaviours Styx's TerminationHandlerTest checks."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_defaults_are_styx_constants() -> None:
 
 
 # -----------------------------------------------------------------------------------------------------------
-# TerminationHandler decisions (§10.4)
+# TerminationHandler decisions (docs/semantics.md#retries)
 
 
 def test_exit_zero_is_success() -> None:
@@ -176,7 +176,7 @@ def test_order_of_checks() -> None:
     ],
 )
 def test_failed_state_decides_with_the_lingering_exit_code(last_exit: int | None, expected: events.Event) -> None:
-    # A timeout (FAILED) keeps the previous run's last_exit (§13 quirk 14).
+    # A timeout (FAILED) keeps the previous run's last_exit (docs/semantics.md#timeouts).
     assert POLICY.on_terminal_state(run_state(State.FAILED, last_exit=last_exit), None, random.Random(1)) == expected
 
 

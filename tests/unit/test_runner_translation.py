@@ -1,4 +1,4 @@
-"""The runner contract's pure parts: RunSpec building (§9.5), exit codes (§9.4), status → events, NoopRunner."""
+"""The runner contract's pure parts (docs/runner.md): RunSpec building, exit codes, status → events, NoopRunner."""
 
 from __future__ import annotations
 
@@ -130,7 +130,8 @@ def test_styx_variables_override_user_env() -> None:
 
 
 def test_user_env_is_the_description_env_already_merged_by_prepare() -> None:
-    # PREPARE overlays the trigger parameters' env on the workflow env (§9.3); the runner does not merge again.
+    # PREPARE overlays the trigger parameters' env on the workflow env; the runner does not merge again
+    # (docs/semantics.md#preparing-an-execution).
     description = ExecutionDescription(docker_image="busybox", env={"DATE": "from-trigger"})
     state = submitting_state(description, trigger_parameters=TriggerParameters(env={"DATE": "stale", "X": "1"}))
     env = build_run_spec(state, "production").env
@@ -186,7 +187,7 @@ def test_a_state_without_execution_info_has_no_spec(state: RunState) -> None:
         build_run_spec(state, "production")
 
 
-# -- exit codes (§9.4) -------------------------------------------------------------------------------------
+# -- exit codes (docs/runner.md#exit-codes-and-the-termination-log) ----------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Schedule math (reference §5.1-5.5, §10.3-10.4): schedules, offsets, parameters, natural triggers."""
+"""Schedule math (docs/semantics.md, "Schedules" to "Natural triggers"): schedules, offsets, parameters,
+natural triggers."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ instants = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200,
 any_schedule = st.sampled_from(WELL_KNOWN + [Schedule.parse(c) for c in CUSTOM_CRONS])
 
 
-# §5.1 parsing, normal form, equality ------------------------------------------------------------
+# schedules: parsing, normal form, equality (docs/semantics.md#schedules) ------------------------
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_schedules_and_errors_survive_pickling() -> None:
     assert str(error) == "Cannot parse time parameter 2015 - reason"
 
 
-# §5.1 time helpers (TimeUtilTest) ------------------------------------------------------------------
+# schedule time helpers, Styx's TimeUtilTest (docs/semantics.md#schedules) --------------------------
 
 
 @pytest.mark.parametrize(
@@ -352,7 +353,7 @@ def test_weekly_instants_are_mondays_at_midnight(t: datetime) -> None:
     assert WEEKS.is_aligned(t) == (t == WEEKS.last(t))
 
 
-# §5.2 offsets -----------------------------------------------------------------------------------------
+# offsets (docs/semantics.md#offsets) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -455,7 +456,7 @@ def test_offsets_leaving_the_supported_years_are_value_errors() -> None:
         Offset.parse("PT99999999H").add_to(at("2017-01-01T00:00Z"))
 
 
-# §5.3 formatting parameters -------------------------------------------------------------------------
+# formatting parameters (docs/semantics.md#partition-parameters) -------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -481,7 +482,7 @@ def test_to_parameter_pads_and_converts_to_utc() -> None:
     )
 
 
-# §5.4 parsing parameters (ParameterUtilTest) ---------------------------------------------------------
+# parsing parameters, Styx's ParameterUtilTest (docs/semantics.md#partition-parameters) ---------------
 
 STAR = Schedule.parse("* * * * *")
 TWO_AM = Schedule.parse("0 2 * * *")
@@ -622,7 +623,7 @@ def test_any_instant_parameter_floors_to_last(schedule: Schedule, t: datetime) -
     assert parse_aligned_instant(text, schedule) == schedule.last(t)
 
 
-# §5.5 / §10.3 natural triggers -----------------------------------------------------------------------
+# natural triggers (docs/semantics.md#natural-triggers) -----------------------------------------------
 
 
 def _pair(first: str, second: str) -> tuple[datetime, datetime]:

@@ -1,4 +1,5 @@
-"""The RunState state machine against the transition table of reference §2.2, written out here as data."""
+"""The RunState state machine against its transition table (docs/semantics.md#transitions),
+written out here as data."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ SAMPLE_EVENTS: dict[str, Event] = {
 
 S = State
 EVERY_STATE = frozenset(State)
-# event name -> (states it is accepted in, state it leads to); reference §2.2.
+# event name -> (states it is accepted in, state it leads to); docs/semantics.md#transitions.
 TABLE: dict[str, tuple[frozenset[State], State]] = {
     "triggerExecution": (frozenset({S.NEW}), S.QUEUED),
     "info": (frozenset({S.QUEUED}), S.QUEUED),

@@ -1,4 +1,4 @@
-"""Stale-state TTL selection and the timed-out test (reference §4)."""
+"""Stale-state TTL selection and the timed-out test (docs/semantics.md#timeouts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Workflow validation: Styx's messages, their order, and the boundaries of every limit (§1.5)."""
+"""Workflow validation: Styx's messages, their order, and the boundaries of every limit
+(docs/semantics.md#workflow-validation)."""
 
 from __future__ import annotations
 
