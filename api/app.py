@@ -15,8 +15,8 @@ from api import metrics as metrics_module
 from api.dashboard import router as dashboard_router
 from api.deps import API_PREFIX, Services, authenticate, reject_blacklisted_clients
 from api.errors import ERROR_SCHEMA, install_error_handlers
-from api.metrics import ApiMetrics
 from api.host_check import HostCheckMiddleware, HostPolicy
+from api.metrics import ApiMetrics
 from api.middleware import BodySizeLimitMiddleware, JsonBodyMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from api.routers import backfills, config, health, resources, scheduler, status, workflows
 

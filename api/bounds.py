@@ -21,6 +21,7 @@ MAX_CONCURRENCY = 10_000
 MIN_RESOURCE_CONCURRENCY = 0  # 0 holds the resource's instances back (QUEUED) until it is raised
 MIN_BACKFILL_CONCURRENCY = 1  # a backfill of concurrency 0 would never trigger anything
 MAX_DESCRIPTION_LENGTH = EXTRA_FIELD_LENGTH_LIMIT
+MAX_COMPONENTS_PER_QUERY = 100  # `activeStates?components=`: one store read per component
 
 # A component, workflow, resource or backfill id, or a partition parameter, named in a path or a query.
 PathId = Annotated[str, Path(max_length=MAX_ID_LENGTH)]
@@ -61,4 +62,12 @@ def instance_errors(instance: WorkflowInstance) -> list[str]:
         *upper_limit_errors(len(instance.workflow_id.component_id), MAX_ID_LENGTH, "component id too long"),
         *upper_limit_errors(len(instance.workflow_id.id), MAX_ID_LENGTH, "workflow id too long"),
         *upper_limit_errors(len(instance.parameter), MAX_ID_LENGTH, "parameter too long"),
+    ]
+
+
+def component_list_errors(components: list[str]) -> list[str]:
+    longest = max((len(name) for name in components), default=0)
+    return [
+        *upper_limit_errors(len(components), MAX_COMPONENTS_PER_QUERY, "too many components"),
+        *upper_limit_errors(longest, MAX_ID_LENGTH, "component id too long"),
     ]

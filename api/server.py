@@ -12,7 +12,8 @@ the head (`h11_max_incomplete_event_size`) but has the same timer gap and costs 
 - request target over `STYX_HTTP_MAX_URL_BYTES`: 414; request line and headers over
   `STYX_HTTP_MAX_HEADER_BYTES`: 431, as soon as that many bytes of an unfinished head have come;
 - a head not complete within `STYX_HTTP_HEADER_TIMEOUT` of the connection opening (or of its first byte on
-  a kept-alive connection): the connection is closed (slowloris);
+  a kept-alive connection), or a body not complete within `STYX_HTTP_BODY_TIMEOUT` of its head: the
+  connection is closed (slowloris; the request being read ends as a client disconnect);
 - more than `STYX_HTTP_MAX_CONNECTIONS` open connections: the new one gets a 503 and is closed at once.
 The idle keep-alive timeout is uvicorn's own (`STYX_HTTP_KEEP_ALIVE_TIMEOUT`). Refusals are the API's JSON
 error format, sent with `Connection: close`.
@@ -45,6 +46,7 @@ class HttpLimits:
     max_header_bytes: int
     max_url_bytes: int
     header_timeout_seconds: float
+    body_timeout_seconds: float
     max_connections: int
 
     @classmethod
@@ -53,6 +55,7 @@ class HttpLimits:
             max_header_bytes=settings.http_max_header_bytes,
             max_url_bytes=settings.http_max_url_bytes,
             header_timeout_seconds=settings.http_header_timeout.total_seconds(),
+            body_timeout_seconds=settings.http_body_timeout.total_seconds(),
             max_connections=settings.http_max_connections,
         )
 
@@ -75,9 +78,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     A head is "being read" from the connection's start, and again from the end of each message, until its
     headers are complete. While it is, the raw bytes received are counted, since llhttp holds a header being
     received until its end and would otherwise buffer a never-ending one whole; the complete head is then
-    measured exactly. The head timer is lazy (one pending timer per connection, re-armed only while a head
-    is late) so that a request costs no timer of its own: a few µs of CPU a request in all, ~1% of an API
-    request's."""
+    measured exactly. Its body is then "being read" until the message is complete. The timer is lazy (one
+    pending timer per connection, re-armed only while a head or body is late) so that a request costs no
+    timer of its own: a few µs of CPU a request in all, ~1% of an API request's."""
 
     limits: ClassVar[HttpLimits]
 
@@ -91,8 +94,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._reading_head = True
         self._raw_head_bytes = 0  # received since this head began, while it is unfinished
-        self._head_deadline: float | None = None  # loop time by which the head being received must be complete
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time by which the head or body being received must be complete
+        self._timer: asyncio.TimerHandle | None = None
         self._refusal: bytes | None = None  # once set, nothing more is parsed and the connection closes
 
     # Connection
@@ -109,8 +112,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_begins()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -118,7 +121,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return  # refused, timed out or answered with Connection: close: nothing more to read
         if self._reading_head:
             self._raw_head_bytes += len(data)
-            if self._head_deadline is None:
+            if self._deadline is None:
                 self._head_begins()
         super().data_received(data)
         if self._refusal is None and self._reading_head and self._raw_head_bytes > self.limits.max_header_bytes:
@@ -131,13 +134,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        self._head_deadline = None
+        self._deadline = None
         if len(self.url) > self.limits.max_url_bytes:
             limit = self.limits.max_url_bytes
             self._refusal = refusal_response(414, f"Request URL too long: limit = {limit} bytes")
         elif len(self.url) + head_bytes(self.headers) > self.limits.max_header_bytes:
             self._refuse_oversized_head()
         if self._refusal is None:
+            self._expect_by(self.limits.body_timeout_seconds)  # cleared when the message is complete
             super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -145,25 +149,34 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._deadline = None
         if self._refusal is None:
             super().on_message_complete()
         self._reading_head = True
         self._raw_head_bytes = 0
 
-    # The head timer
+    # The timer
 
     def _head_begins(self) -> None:
-        self._head_deadline = self.loop.time() + self.limits.header_timeout_seconds
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.limits.header_timeout_seconds, self._check_head_deadline)
+        self._expect_by(self.limits.header_timeout_seconds)
 
-    def _check_head_deadline(self) -> None:
-        self._head_timer = None
-        if self._head_deadline is None or self.transport.is_closing():
-            return  # no head being received: the next one arms the timer again
-        remaining = self._head_deadline - self.loop.time()
+    def _expect_by(self, seconds: float) -> None:
+        # A pending timer is never further away than the shorter timeout, so it is never too late for a new
+        # deadline: the deadline moves, the timer stays (no timer per request).
+        self._deadline = self.loop.time() + seconds
+        if self._timer is None:
+            self._timer = self.loop.call_later(self._timer_step(seconds), self._check_deadline)
+
+    def _timer_step(self, remaining: float) -> float:
+        return min(remaining, self.limits.header_timeout_seconds, self.limits.body_timeout_seconds)
+
+    def _check_deadline(self) -> None:
+        self._timer = None
+        if self._deadline is None or self.transport.is_closing():
+            return  # nothing being received: the next head arms the timer again
+        remaining = self._deadline - self.loop.time()
         if remaining > 0:
-            self._head_timer = self.loop.call_later(remaining, self._check_head_deadline)
+            self._timer = self.loop.call_later(self._timer_step(remaining), self._check_deadline)
         else:
             self.transport.close()
 

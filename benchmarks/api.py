@@ -4,8 +4,8 @@
 
 Starts the production service (`python -m styx_server.service`: the actors on a local Ray, uvicorn on a
 free loopback port, the Redis store, the noop runner, no authentication) as a child process, stopped
-afterwards by its PID. This process is the load generator (`loadgen.py`: raw keep-alive HTTP/1.1, tens of µs of CPU a request),
-and the service process's CPU time per request is printed beside each phase:
+afterwards by its PID. This process is the load generator (`loadgen.py`: raw keep-alive HTTP/1.1, tens of
+µs of CPU a request), and the service process's CPU time per request is printed beside each phase:
   1. POST /api/v3/scheduler/trigger: `active` instances of one hourly workflow that needs a resource of
      concurrency 0, so that they all stay active (QUEUED), 64 requests in flight: throughput and latency;
   2. GET /api/v3/workflows/{component}/{workflow}, open loop at `rate` requests/s for `seconds`
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-
-from cluster.local_cluster import free_port
 from harness import COMPONENT, TEST_IMAGE, add_redis_argument, redis_url
 from loadgen import Connection, Latencies, closed_loop, open_loop, request, until
+
+from cluster.local_cluster import free_port
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.timeutil import UTC
 
@@ -93,7 +93,13 @@ def service(url: str, prefix: str) -> Iterator[tuple[str, int]]:
 async def run(base: str, service_pid: int, active: int, rate: float, seconds: float) -> None:
     setup = await Connection.open(base)
     assert (await setup.send(request("POST", f"{API}/resources", {"id": RESOURCE, "concurrency": 0})))[0] == 200
-    config = {"id": WORKFLOW, "schedule": "hours", "docker_image": TEST_IMAGE, "docker_args": ["true"], "resources": [RESOURCE]}
+    config = {
+        "id": WORKFLOW,
+        "schedule": "hours",
+        "docker_image": TEST_IMAGE,
+        "docker_args": ["true"],
+        "resources": [RESOURCE],
+    }
     assert (await setup.send(request("POST", f"{API}/workflows/{COMPONENT}", config)))[0] == 200
     setup.close()
 
@@ -101,7 +107,11 @@ async def run(base: str, service_pid: int, active: int, rate: float, seconds: fl
     hour = schedule.previous(datetime.now(UTC))
     workflow_id = {"component_id": COMPONENT, "id": WORKFLOW}
     triggers = [
-        request("POST", f"{API}/scheduler/trigger", {"workflow_id": workflow_id, "parameter": to_parameter(schedule, hour - timedelta(hours=n))})
+        request(
+            "POST",
+            f"{API}/scheduler/trigger",
+            {"workflow_id": workflow_id, "parameter": to_parameter(schedule, hour - timedelta(hours=n))},
+        )
         for n in range(active)
     ]
     server = psutil.Process(service_pid)

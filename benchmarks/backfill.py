@@ -18,7 +18,6 @@ import time
 from datetime import datetime, timedelta
 
 import ray
-
 from harness import (
     COMPONENT,
     Progress,
@@ -30,6 +29,7 @@ from harness import (
     start_local_ray,
     workflow_config,
 )
+
 from styx_actors.model import BackfillInput, WorkflowInstance
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.settings import Settings
@@ -45,12 +45,20 @@ async def run_backfill(settings: Settings, url: str, prefix: str, hours: int, co
         workflow = await system.commands.save_workflow(COMPONENT, workflow_config("hourly", "hours"))
         schedule = Schedule.parse("hours")
         partitions = schedule.range(YEAR_START, end)
-        progress = Progress(url, prefix, [WorkflowInstance(workflow_id=workflow.id, parameter=to_parameter(schedule, p)) for p in partitions])
+        progress = Progress(
+            url,
+            prefix,
+            [WorkflowInstance(workflow_id=workflow.id, parameter=to_parameter(schedule, p)) for p in partitions],
+        )
         try:
             started = time.time()
             await system.commands.create_backfill(
                 BackfillInput(
-                    start=YEAR_START, end=end, component=COMPONENT, workflow=workflow.workflow_id, concurrency=concurrency
+                    start=YEAR_START,
+                    end=end,
+                    component=COMPONENT,
+                    workflow=workflow.workflow_id,
+                    concurrency=concurrency,
                 )
             )
             await progress.wait_all_succeeded(timeout=900, poll=0.25)

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import ray
-
-from cluster.ray_system import RaySystem
 from harness import (
     TRANSITIONS_PER_RUN,
     MemorySampler,
@@ -32,6 +30,7 @@ from harness import (
     add_redis_argument,
     bench_settings,
     mib,
+    opened_store,
     ray_daemons,
     ray_service,
     redis_url,
@@ -40,8 +39,9 @@ from harness import (
     start_local_ray,
     workflow_config,
     write_workflows,
-    opened_store,
 )
+
+from cluster.ray_system import RaySystem
 from styx_actors.model import GlobalConfig, TriggerRequest, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.settings import Settings
@@ -96,14 +96,18 @@ async def write_due_workflows(settings: Settings, count: int, due: datetime, **c
         ids: list[WorkflowId] = []
         for schedule_name in SCHEDULES:
             schedule = Schedule.parse(schedule_name)
-            state = WorkflowState(enabled=True, next_natural_trigger=period_start(schedule, now, 0), next_natural_offset_trigger=due)
+            state = WorkflowState(
+                enabled=True, next_natural_trigger=period_start(schedule, now, 0), next_natural_offset_trigger=due
+            )
             names = [f"wf-{n:05d}" for n in range(count) if SCHEDULES[n % 2] == schedule_name]
             configs = (workflow_config(name, schedule_name, **config) for name in names)
             ids += await write_workflows(store, configs, state)
     return sorted(ids, key=lambda w: w.id)
 
 
-async def natural_tick_burst(system: RaySystem, settings: Settings, url: str, prefix: str, workflows: list[WorkflowId], due: datetime) -> BurstFigures:
+async def natural_tick_burst(
+    system: RaySystem, settings: Settings, url: str, prefix: str, workflows: list[WorkflowId], due: datetime
+) -> BurstFigures:
     progress = Progress(url, prefix, instances_of(workflows, due, 0))
     try:
         with MemorySampler() as memory:
@@ -114,14 +118,19 @@ async def natural_tick_burst(system: RaySystem, settings: Settings, url: str, pr
         progress.close()
 
 
-async def trigger_command_burst(system: RaySystem, url: str, prefix: str, instances: list[WorkflowInstance]) -> BurstFigures:
+async def trigger_command_burst(
+    system: RaySystem, url: str, prefix: str, instances: list[WorkflowInstance]
+) -> BurstFigures:
     """Every instance triggered through the command facade at once."""
     progress = Progress(url, prefix, instances)
     try:
         with MemorySampler() as memory:
             started = time.time()
             await asyncio.gather(
-                *(system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter)) for i in instances)
+                *(
+                    system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter))
+                    for i in instances
+                )
             )
             accepted = time.time() - started
             await progress.wait_all_succeeded(timeout=600)
@@ -139,7 +148,10 @@ async def parked_memory(system: RaySystem, url: str, prefix: str, instances: lis
     progress = Progress(url, prefix, instances)
     try:
         await asyncio.gather(
-            *(system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter)) for i in instances)
+            *(
+                system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter))
+                for i in instances
+            )
         )
         await progress.wait_active(len(instances), timeout=600)
     finally:
@@ -155,7 +167,9 @@ async def run(count: int, shards: int, given_url: str | None) -> None:
         async with ray_service(settings) as system:
             idle = rss(service_processes())
             if datetime.now(UTC) > due:
-                print(f"  (the service took longer than {START_LEAD.seconds} s to start: the tick fired during startup)")
+                print(
+                    f"  (the service took longer than {START_LEAD.seconds} s to start: the tick fired during startup)"
+                )
             natural = await natural_tick_burst(system, settings, url, prefix, workflows, due)
             print(natural.line("natural tick"))
             now = datetime.now(UTC)

@@ -58,7 +58,9 @@ class CpuMeter:
         nodes = {role: await system.port(role).handle().node_id.remote() for role in system.roles}
         pids = {role: await system.port(role).handle().pid.remote() for role in system.roles}
         shard_roles = sorted(role for role in system.roles if role.startswith("shard-"))
-        node_names = {node: f"worker node {n}" for n, node in enumerate(sorted({nodes[r] for r in shard_roles}), start=1)}
+        node_names = {
+            node: f"worker node {n}" for n, node in enumerate(sorted({nodes[r] for r in shard_roles}), start=1)
+        }
         groups: dict[str, list[int]] = {
             f"shards on {name}": [pids[role] for role in shard_roles if node_names[nodes[role]] == name]
             for name in sorted(node_names.values())
@@ -76,7 +78,8 @@ class CpuMeter:
 
     def stop(self) -> str:
         used = {
-            part: sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids) for part, pids in self.groups.items()
+            part: sum(cpu_seconds(pid) - self.before.get(pid, 0.0) for pid in pids)
+            for part, pids in self.groups.items()
         }
         return ", ".join(f"{part} {seconds:.1f}" for part, seconds in used.items())
 

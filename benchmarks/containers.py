@@ -22,9 +22,17 @@ from datetime import datetime, timedelta
 
 import docker
 import ray
-
 from burst import instances_of, trigger_command_burst, write_due_workflows
-from harness import TEST_IMAGE, add_redis_argument, bench_settings, ray_service, redis_url, remove_containers, start_local_ray
+from harness import (
+    TEST_IMAGE,
+    add_redis_argument,
+    bench_settings,
+    ray_service,
+    redis_url,
+    remove_containers,
+    start_local_ray,
+)
+
 from styx_actors.runners.docker import _MAX_PARALLEL_CALLS as RUNNER_PARALLEL_CALLS
 from styx_actors.timeutil import UTC
 
@@ -56,7 +64,9 @@ async def styx_rate(count: int, given_url: str | None) -> float:
         try:
             workflows = await write_due_workflows(settings, count, never)
             async with ray_service(settings) as system:
-                figures = await trigger_command_burst(system, url, prefix, instances_of(workflows, datetime.now(UTC), 1))
+                figures = await trigger_command_burst(
+                    system, url, prefix, instances_of(workflows, datetime.now(UTC), 1)
+                )
         finally:
             remove_containers(settings.docker_installation_id)
     return figures.wall_seconds

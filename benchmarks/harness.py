@@ -26,14 +26,14 @@ import docker
 import psutil
 import ray
 import redis
+from store_recovery import redis_server, remove_keys
 
 from cluster.ray_system import RaySystem, start_ray_system
-from styx_actors.runners.docker import LABEL_INSTALLATION
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowId, WorkflowInstance, WorkflowState
+from styx_actors.runners.docker import LABEL_INSTALLATION
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
 from styx_actors.store.redis import RedisKeys, RedisStore
-from store_recovery import redis_server, remove_keys
 
 COMPONENT = "bench"
 TEST_IMAGE = "styx-test/busybox:latest"
@@ -116,7 +116,9 @@ def remove_containers(installation_id: str) -> None:
 
 
 def workflow_config(name: str, schedule: str, script: str = "true", **extra: object) -> WorkflowConfiguration:
-    return WorkflowConfiguration(id=name, schedule=schedule, docker_image=TEST_IMAGE, docker_args=["sh", "-c", script], **extra)
+    return WorkflowConfiguration(
+        id=name, schedule=schedule, docker_image=TEST_IMAGE, docker_args=["sh", "-c", script], **extra
+    )
 
 
 async def write_workflows(

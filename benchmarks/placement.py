@@ -15,9 +15,18 @@ import asyncio
 from datetime import datetime, timedelta
 
 import ray
-
 from burst import BurstFigures, instances_of, trigger_command_burst, write_due_workflows
-from harness import add_redis_argument, bench_settings, mib, ray_service, redis_url, rss, service_processes, start_local_ray
+from harness import (
+    add_redis_argument,
+    bench_settings,
+    mib,
+    ray_service,
+    redis_url,
+    rss,
+    service_processes,
+    start_local_ray,
+)
+
 from styx_actors.timeutil import UTC
 
 
@@ -37,7 +46,8 @@ def report(placement: str, figures: BurstFigures, idle: int) -> float:
     per_instance = figures.wall_seconds / figures.count
     memory = (figures.peak_rss - idle) / figures.count
     print(
-        f"  {placement:<9} {figures.count:>6,} instances: {figures.wall_seconds:6.2f} s = {per_instance * 1000:8.2f} ms per instance"
+        f"  {placement:<9} {figures.count:>6,} instances: {figures.wall_seconds:6.2f} s"
+        f" = {per_instance * 1000:8.2f} ms per instance"
         f" | peak RSS {mib(figures.peak_rss)} (idle {mib(idle)}): {memory / 1024:,.0f} KiB per instance at peak"
     )
     return per_instance

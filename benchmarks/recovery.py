@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import ray
-
 from burst import instances_of, write_due_workflows
-from cluster.ray_system import RaySystem, start_ray_system
 from harness import Progress, add_redis_argument, bench_settings, opened_store, redis_url, start_local_ray
+
+from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.model import Resource, TriggerRequest, WorkflowId, WorkflowInstance
 from styx_actors.settings import Settings
 from styx_actors.timeutil import UTC
@@ -57,11 +57,15 @@ async def until_resumed(system: RaySystem, settings: Settings, count: int) -> No
     await wait_for(all_waiting, 300, f"all {count} instances waiting for {RESOURCE}")
 
 
-async def park(system: RaySystem, settings: Settings, workflows: list[WorkflowId], count: int) -> list[WorkflowInstance]:
+async def park(
+    system: RaySystem, settings: Settings, workflows: list[WorkflowId], count: int
+) -> list[WorkflowInstance]:
     """`count` instances of the workflows, all QUEUED behind the resource of concurrency 0."""
     now = datetime.now(UTC)
     instances = [
-        instance for periods_back in range(1, count // len(workflows) + 2) for instance in instances_of(workflows, now, periods_back)
+        instance
+        for periods_back in range(1, count // len(workflows) + 2)
+        for instance in instances_of(workflows, now, periods_back)
     ][:count]
     await asyncio.gather(
         *(system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter)) for i in instances)

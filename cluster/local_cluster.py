@@ -45,7 +45,12 @@ def free_port() -> int:
 
 
 def _own_ports() -> list[str]:
-    flags = ("--metrics-export-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+    flags = (
+        "--metrics-export-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+    )
     return [f"{flag}={free_port()}" for flag in flags]
 
 
@@ -55,20 +60,37 @@ class LocalCluster:
     temp_dir: Path
     nodes: list[subprocess.Popen] = field(default_factory=list)  # the head first
     # A node drains on SIGTERM for up to 30 s by default; these throwaway clusters have nothing to drain.
-    _node_env: dict[str, str] = field(default_factory=lambda: {**ray_env(), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"})
+    _node_env: dict[str, str] = field(
+        default_factory=lambda: {**ray_env(), "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"}
+    )
 
     def add_node(self, resources: dict[str, float], num_cpus: int = 1) -> subprocess.Popen:
         """Start one more node and return once `ray start` says it runs (see the module docstring)."""
         head = not self.nodes
-        role = ["--head", f"--port={self.address.rsplit(':', 1)[1]}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false"]
+        role = [
+            "--head",
+            f"--port={self.address.rsplit(':', 1)[1]}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=false",
+        ]
         output = self.temp_dir / f"ray-start-{len(self.nodes)}.out"
         with output.open("w") as sink:
             node = subprocess.Popen(
                 [
-                    "ray", "start", *(role if head else [f"--address={self.address}"]), "--block", f"--num-cpus={num_cpus}",
-                    f"--resources={json.dumps(resources)}", "--node-ip-address=127.0.0.1", "--disable-usage-stats", *_own_ports(),
+                    "ray",
+                    "start",
+                    *(role if head else [f"--address={self.address}"]),
+                    "--block",
+                    f"--num-cpus={num_cpus}",
+                    f"--resources={json.dumps(resources)}",
+                    "--node-ip-address=127.0.0.1",
+                    "--disable-usage-stats",
+                    *_own_ports(),
                 ],
-                env=self._node_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self._node_env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.nodes.append(node)
         self._wait_until_started(node, output)
@@ -81,7 +103,9 @@ class LocalCluster:
             if node.poll() is not None:
                 raise RuntimeError(f"Ray node {len(self.nodes) - 1} exited with {node.returncode}; see {output}")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Ray node {len(self.nodes) - 1} did not start within {NODE_START_TIMEOUT} s; see {output}")
+                raise TimeoutError(
+                    f"Ray node {len(self.nodes) - 1} did not start within {NODE_START_TIMEOUT} s; see {output}"
+                )
             time.sleep(0.1)
 
     def kill_raylet(self, index: int) -> None:
@@ -103,7 +127,9 @@ class LocalCluster:
         self.nodes.clear()
         # Ray's worker processes run in sessions of their own, out of the nodes' groups: found by this
         # cluster's temp dir on their command line, they are given time to notice their raylet is gone.
-        workers = [p for p in psutil.process_iter(["cmdline"]) if str(self.temp_dir) in " ".join(p.info["cmdline"] or ())]
+        workers = [
+            p for p in psutil.process_iter(["cmdline"]) if str(self.temp_dir) in " ".join(p.info["cmdline"] or ())
+        ]
         _, left = psutil.wait_procs(workers, timeout=_STOP_TIMEOUT)
         for process in left:
             process.kill()

@@ -96,4 +96,6 @@ def make_token_file_private() -> None:
         with os.fdopen(descriptor, "w") as token_file:
             token_file.write(secrets.token_hex(TOKEN_BYTES))
     except OSError as error:
-        raise ValueError(f"Cannot keep Ray's token file {path} private (readable by its owner only): {error}") from error
+        raise ValueError(
+            f"Cannot keep Ray's token file {path} private (readable by its owner only): {error}"
+        ) from error

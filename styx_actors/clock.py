@@ -6,7 +6,7 @@ import os
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from styx_actors.timeutil import UTC, to_millis, utc
 
@@ -61,10 +61,10 @@ class ManualClock:
             temporary.write_text(when.isoformat())
             os.replace(temporary, self._path)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {"now": self._now, "path": self._path}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self._now = state["now"]
         self._path = state.get("path")
         self._lock = threading.Lock()

@@ -214,8 +214,22 @@ class Retry(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls
     for cls in (
-        TriggerExecution, Info, Dequeue, Submit, Submitted, Started, Terminate, RunError, Success,
-        RetryAfter, Stop, Timeout, Halt, TimeTrigger, Created, Retry,
+        TriggerExecution,
+        Info,
+        Dequeue,
+        Submit,
+        Submitted,
+        Started,
+        Terminate,
+        RunError,
+        Success,
+        RetryAfter,
+        Stop,
+        Timeout,
+        Halt,
+        TimeTrigger,
+        Created,
+        Retry,
     )
 }
 

@@ -49,6 +49,7 @@ def prepare_event(
     run_state: RunState,
     found: tuple[Workflow, WorkflowState] | None,
     max_running_timeout: timedelta | None,
+    allowed_registries: tuple[str, ...] = (),
 ) -> tuple[Event, str | None]:
     """The event PREPARE sends, and why when it halts (logged; Styx's messages)."""
     instance = run_state.workflow_instance
@@ -58,9 +59,14 @@ def prepare_event(
     trigger = run_state.data.trigger
     if not state.enabled and trigger is not None and trigger.type is TriggerType.NATURAL:
         return Halt(), f"{instance.workflow_id} is disabled, halting {instance}"
-    errors = workflow_errors(workflow, max_running_timeout)
+    errors = workflow_errors(workflow, max_running_timeout, allowed_registries)
     if errors:
-        return Halt(), f"{instance.workflow_id} configuration is invalid, halting {instance}. Errors: [{', '.join(errors)}]"
+        return (
+            Halt(),
+            f"{instance.workflow_id} configuration is invalid, halting {instance}. Errors: [{', '.join(errors)}]",
+        )
     if not workflow.configuration.has_execution_info():
         return Halt(), f"{instance.workflow_id} has no execution info, halting {instance}"
-    return Submit(execution_description=execution_description(workflow, run_state), execution_id=new_execution_id()), None
+    return Submit(
+        execution_description=execution_description(workflow, run_state), execution_id=new_execution_id()
+    ), None

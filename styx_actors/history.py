@@ -25,8 +25,8 @@ from styx_actors.events import (
     Submitted,
     Success,
     Terminate,
-    TimeTrigger,
     Timeout,
+    TimeTrigger,
     TriggerExecution,
     event_from_json,
 )

@@ -49,6 +49,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from styx_actors.errors import PicklableError
 
@@ -66,9 +67,17 @@ _INT64 = (-(2**63), 2**63 - 1)
 # Longest alternatives first. `&`, `|` and `=` alone are not operators here.
 _SYMBOL = re.compile(r"==|!=|<=|>=|&&|\|\||[<>!+\-*/%()]")
 _WORD_OPERATORS = {
-    "and": "&&", "or": "||", "not": "!",
-    "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
-    "div": "/", "mod": "%",
+    "and": "&&",
+    "or": "||",
+    "not": "!",
+    "eq": "==",
+    "ne": "!=",
+    "lt": "<",
+    "le": "<=",
+    "gt": ">",
+    "ge": ">=",
+    "div": "/",
+    "mod": "%",
 }
 _WORD_LITERALS: dict[str, object] = {"true": True, "false": False, "null": None}
 _WHITESPACE = " \t\r\n"
@@ -122,6 +131,7 @@ class _Token:
 
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
+    value: str | int | float  # a literal's value
     pos = 0
     while pos < len(text):
         char = text[pos]
@@ -425,8 +435,8 @@ def _equals(left: object, right: object) -> bool:
     return left == right
 
 
-def _ordering(test: Callable[[object, object], bool]) -> Callable[[object, object], bool]:
-    """An ordering operator from its Python counterpart (`operator.lt` ...)."""
+def _ordering(test: Callable[[Any, Any], bool]) -> Callable[[object, object], bool]:
+    """An ordering operator from its Python counterpart (`operator.lt` ...); `compare` checks the operand types."""
 
     def compare(left: object, right: object) -> bool:
         if _is_number(left) and _is_number(right):

@@ -72,13 +72,9 @@ _PERIODS: dict[WellKnown, _Period] = {
     WellKnown.DAILY: _Period(("@daily", "daily", "days"), "days", "0 0 * * *", "P1D"),
     WellKnown.WEEKLY: _Period(("@weekly", "weekly", "weeks"), "weeks", "0 0 * * MON", "P1W"),
     WellKnown.MONTHLY: _Period(("@monthly", "monthly", "months"), "months", "0 0 1 * *", "P1M"),
-    WellKnown.YEARLY: _Period(
-        ("@yearly", "yearly", "years", "@annually", "annually"), "years", "0 0 1 1 *", "P1Y"
-    ),
+    WellKnown.YEARLY: _Period(("@yearly", "yearly", "years", "@annually", "annually"), "years", "0 0 1 1 *", "P1Y"),
 }
-_ALIASES: dict[str, WellKnown] = {
-    alias: kind for kind, period in _PERIODS.items() for alias in period.aliases
-}
+_ALIASES: dict[str, WellKnown] = {alias: kind for kind, period in _PERIODS.items() for alias in period.aliases}
 
 
 def _floor(kind: WellKnown, t: datetime) -> datetime:
@@ -168,9 +164,7 @@ def _within_supported_years(method: _Method) -> _Method:
         try:
             return method(self, *args)
         except (OverflowError, CroniterBadDateError):
-            raise ValueError(
-                f"{method.__name__} on schedule {self.expression} is {_SUPPORTED_YEARS}"
-            ) from None
+            raise ValueError(f"{method.__name__} on schedule {self.expression} is {_SUPPORTED_YEARS}") from None
 
     return checked  # type: ignore[return-value]
 
@@ -244,16 +238,12 @@ class Schedule:
         start, end = utc(start), utc(end)
         for name, instant in (("start", start), ("end", end)):
             if not self.is_aligned(instant):
-                raise ValueError(
-                    f"{name} {instant.isoformat()} is not aligned with schedule {self.expression}"
-                )
+                raise ValueError(f"{name} {instant.isoformat()} is not aligned with schedule {self.expression}")
         if end < start:
             raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
         kind = self.well_known
         times = (
-            (_shift(kind, start, i) for i in itertools.count())
-            if kind
-            else _cron_cursor(self.expression).walk(start)
+            (_shift(kind, start, i) for i in itertools.count()) if kind else _cron_cursor(self.expression).walk(start)
         )
         return itertools.takewhile(lambda t: t < end, times)
 
@@ -262,9 +252,7 @@ class Schedule:
         """The schedule time n steps after (n < 0: before) an aligned origin."""
         origin = utc(origin)
         if not self.is_aligned(origin):
-            raise ValueError(
-                f"origin {origin.isoformat()} is not aligned with schedule {self.expression}"
-            )
+            raise ValueError(f"origin {origin.isoformat()} is not aligned with schedule {self.expression}")
         if self.well_known:
             return _shift(self.well_known, origin, n)
         cursor = _cron_cursor(self.expression)
@@ -577,18 +565,14 @@ def _read_zone(text: str, pos: int) -> tuple[tzinfo, int]:
     return timezone(-amount if sign == "-" else amount), match.end()
 
 
-def initial_natural_trigger(
-    schedule: Schedule, offset: Offset, now: datetime
-) -> tuple[datetime, datetime]:
+def initial_natural_trigger(schedule: Schedule, offset: Offset, now: datetime) -> tuple[datetime, datetime]:
     """(next_natural_trigger, next_natural_offset_trigger) on create, or when the schedule or offset
     changed (docs/semantics.md#natural-triggers): the first period whose fire time is still ahead of `now`."""
     logical = schedule.next(offset.subtract_from(now))
     return logical, offset.add_to(logical)
 
 
-def advance_natural_trigger(
-    schedule: Schedule, offset: Offset, logical: datetime
-) -> tuple[datetime, datetime]:
+def advance_natural_trigger(schedule: Schedule, offset: Offset, logical: datetime) -> tuple[datetime, datetime]:
     """The trigger pair after a natural trigger attempt for `logical` (docs/semantics.md#natural-triggers)."""
     following = schedule.next(logical)
     return following, offset.add_to(following)

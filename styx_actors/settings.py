@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     access_log: bool = False  # uvicorn's line per request; changes are in the audit log either way
     debug: bool = False  # `styx serve --debug`: Ray's own banners and warnings are shown too
     rate_limit_per_second: float | None = Field(default=None, gt=0)  # per client address; None = no limit (429 past it)
-    rate_limit_burst: float | None = Field(default=None, ge=1)  # requests a client may save up; None = one second's worth
+    rate_limit_burst: float | None = Field(
+        default=None, ge=1
+    )  # requests a client may save up; None = one second's worth
 
     # HTTP layer (api/host_check.py, api/server.py, docs/security.md)
     # With authentication off: Host names answered besides loopback and STYX_HOST ("*" = any), and origins
@@ -102,13 +104,16 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # request line and headers; more get a 431
     http_max_url_bytes: int = Field(default=8 * 1024, ge=256)  # request target (path and query); more get a 414
     http_header_timeout: Duration = timedelta(seconds=10)  # a request head not complete by then: closed
+    http_body_timeout: Duration = timedelta(seconds=30)  # a request body not complete this long after its head: closed
     http_keep_alive_timeout: Duration = timedelta(seconds=5)  # idle keep-alive connections closed after this
     http_max_connections: int = Field(default=512, ge=1)  # open connections; more get a 503 and are closed
 
     # Actor placement
     placement: Literal["sharded", "dedicated"] = "sharded"
     shard_count: int = 4
-    shard_resources: dict[str, float] = Field(default_factory=dict)  # Ray resources a shard needs, e.g. {"styx_worker": 0.001}
+    shard_resources: dict[str, float] = Field(
+        default_factory=dict
+    )  # Ray resources a shard needs, e.g. {"styx_worker": 0.001}
 
     # Loop intervals (each run is jittered by ±50% like Styx's fixed-delay loops)
     trigger_tick_interval: Duration = timedelta(seconds=1)

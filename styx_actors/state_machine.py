@@ -31,8 +31,8 @@ from styx_actors.events import (
     Submitted,
     Success,
     Terminate,
-    TimeTrigger,
     Timeout,
+    TimeTrigger,
     TriggerExecution,
 )
 from styx_actors.model import (

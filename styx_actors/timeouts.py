@@ -8,13 +8,10 @@ from datetime import timedelta
 
 from styx_actors.model import RunState, State
 from styx_actors.settings import Settings
+from styx_actors.timeutil import duration_millis
 
 _DEFAULT_KEY = "default"
 _KNOWN_KEYS = frozenset(state.value.lower() for state in State) | {_DEFAULT_KEY}
-
-
-def _millis(duration: timedelta) -> int:
-    return duration // timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +44,11 @@ class TimeoutConfig:
     def _own_ttl(self, state: State) -> timedelta:
         return self.ttls.get(state.value.lower(), self.ttls[_DEFAULT_KEY])
 
+    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
+        """What workflow validation needs from the settings: the largest running timeout, the allowed
+        registries (the arguments after the workflow of validation.workflow_errors)."""
+        return self.max_running_timeout_for_validation(), self.allowed_registries
+
     def max_running_timeout_for_validation(self) -> timedelta:
         """The largest running_timeout a workflow may ask for: max-running-timeout, else the RUNNING TTL
         (which itself falls back to the default)."""
@@ -63,7 +65,7 @@ class TimeoutConfig:
 
     def deadline_millis(self, run_state: RunState, workflow_running_timeout: timedelta | None = None) -> int:
         """Epoch milliseconds at which `run_state` times out unless another transition happens first."""
-        return run_state.timestamp + _millis(self.ttl(run_state.state, workflow_running_timeout))
+        return run_state.timestamp + duration_millis(self.ttl(run_state.state, workflow_running_timeout))
 
     def has_timed_out(
         self, run_state: RunState, now_millis: int, workflow_running_timeout: timedelta | None = None

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-
-UTC = timezone.utc
+from datetime import UTC as UTC  # re-exported: the package's one name for the UTC zone
+from datetime import datetime, timedelta
 
 _DURATION = re.compile(
     r"^([-+]?)P(?:([-+]?\d+)D)?(?:T(?:([-+]?\d+)H)?(?:([-+]?\d+)M)?(?:([-+]?\d+(?:[.,]\d{0,9})?)S)?)?$",
@@ -42,6 +41,10 @@ def parse_instant(text: str) -> datetime:
 
 def to_millis(dt: datetime) -> int:
     return int(utc(dt).timestamp() * 1000)
+
+
+def duration_millis(duration: timedelta) -> int:
+    return duration // timedelta(milliseconds=1)
 
 
 def from_millis(ms: int) -> datetime:

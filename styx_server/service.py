@@ -170,7 +170,7 @@ class BackgroundService:
         settings = self.settings
         try:
             store = await open_service_store(settings)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread waiting for start()
             self._error = exc
             self._ready.set()
             return
@@ -181,7 +181,7 @@ class BackgroundService:
             serving, self.url = await listen(self._server)
             self._ready.set()
             await serving
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread waiting for start()
             self._error = exc
             self._ready.set()
         finally:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pytest
 
-from cluster.local_cluster import free_port  # noqa: F401 - re-exported for the tests
+from cluster.local_cluster import free_port
 from styx_actors.clock import ManualClock
 from styx_actors.timeutil import UTC
 

@@ -83,8 +83,12 @@ class PrivateDockerEngine:
         if self.live_restore:
             args.append("--live-restore")
         self._dockerd = self._spawn(args)
-        wait_for(lambda: self._alive(self._dockerd) and self.answers(), START_TIMEOUT_SECONDS, interval=0.05,
-                 message=f"the private Docker Engine at {self.url}")
+        wait_for(
+            lambda: self._alive(self._dockerd) and self.answers(),
+            START_TIMEOUT_SECONDS,
+            interval=0.05,
+            message=f"the private Docker Engine at {self.url}",
+        )
 
     def stop(self) -> None:
         """SIGTERM to dockerd (by PID), as `systemctl stop docker` does; returns once it exited."""
@@ -117,7 +121,9 @@ class PrivateDockerEngine:
     def import_test_image(self) -> None:
         """The suite's test image, built the way scripts/setup-docker.sh builds it for the shared engine."""
         environment = {**os.environ, "DOCKER_HOST": self.url}
-        build = subprocess.run(["bash", str(BUILD_TEST_IMAGE)], env=environment, capture_output=True, text=True, check=False)
+        build = subprocess.run(
+            ["bash", str(BUILD_TEST_IMAGE)], env=environment, capture_output=True, text=True, check=False
+        )
         if build.returncode != 0:
             pytest.fail(f"{BUILD_TEST_IMAGE} failed on the private engine:\n{build.stderr}")
 
@@ -168,8 +174,12 @@ class PrivateDockerEngine:
         config.write_text(CONTAINERD_CONFIG.format(home=self.home))
         self._containerd = self._spawn(["containerd", f"--config={config}"])
         socket = self.home / "containerd.sock"
-        wait_for(lambda: self._alive(self._containerd) and socket.exists(), START_TIMEOUT_SECONDS, interval=0.05,
-                 message=f"containerd at {socket}")
+        wait_for(
+            lambda: self._alive(self._containerd) and socket.exists(),
+            START_TIMEOUT_SECONDS,
+            interval=0.05,
+            message=f"containerd at {socket}",
+        )
 
     def _spawn(self, args: list[str]) -> subprocess.Popen[bytes]:
         """Start a daemon, its output in `<program>.log`."""

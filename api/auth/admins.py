@@ -64,8 +64,9 @@ class SchedulerAdministrators:
                 raise Unavailable(f"Cannot check scheduler administrators: {error.message}") from error
             self._decisions.put(principal.email, decision)
         if decision.how is not None:
-            log.info("[AUDIT] Principal %s is a scheduler administrator %s: may %s", principal.email, decision.how,
-                     action)
+            log.info(
+                "[AUDIT] Principal %s is a scheduler administrator %s: may %s", principal.email, decision.how, action
+            )
             return
         log.info("[AUDIT] Principal %s denied: may not %s (not a scheduler administrator)", principal.email, action)
         raise Forbidden(

@@ -87,8 +87,12 @@ class GoogleRestClient:
             retry=retry_if_exception(lambda error: isinstance(error, GoogleApiError) and error.retriable),
             stop=stop_after_delay(self._retry_deadline.total_seconds()),
             wait=wait_random_exponential(multiplier=0.1, max=2.0),
-            before_sleep=lambda state: log.warning("Google API %s %s failed, retrying: %s", method, url,
-                                                   state.outcome.exception() if state.outcome else None),
+            before_sleep=lambda state: log.warning(
+                "Google API %s %s failed, retrying: %s",
+                method,
+                url,
+                state.outcome.exception() if state.outcome else None,
+            ),
             reraise=True,
         )
         async for attempt in retrying:

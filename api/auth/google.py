@@ -98,8 +98,9 @@ class GoogleCertificates:
                 raise ValueError("not a {key id: PEM certificate} object")
         except (httpx.HTTPError, ValueError) as error:
             if self._certs:
-                log.warning("Cannot refresh Google certificates from %s, keeping the previous ones: %r",
-                            self._url, error)
+                log.warning(
+                    "Cannot refresh Google certificates from %s, keeping the previous ones: %r", self._url, error
+                )
                 return
             raise Unavailable(f"Cannot fetch Google certificates: {error}") from error
         now = self._clock.now()
@@ -151,7 +152,7 @@ class GoogleAuthenticator:
             return None
         if not authorization.startswith(BEARER_PREFIX):
             raise BadRequest("Authorization token must be of type Bearer")
-        token = authorization[len(BEARER_PREFIX):].strip()
+        token = authorization[len(BEARER_PREFIX) :].strip()
         claims = await self._verify(token, _parsed_header(token))
         email = await self._accept(claims)
         return Principal(email=email)

@@ -75,7 +75,7 @@ async def membership(email: str, members: Iterable[str], groups: GroupResolver) 
         return "directly"
     for member in members:
         if member.startswith(GROUP_PREFIX):
-            group = member[len(GROUP_PREFIX):]
+            group = member[len(GROUP_PREFIX) :]
             if await groups.is_member(group, email):
                 return f"via group {group}"
     return None

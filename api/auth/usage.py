@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DECISION_CACHE_TTL = timedelta(seconds=60)
 DECISION_CACHE_SIZE = 10_000
 
+
 @dataclass(frozen=True)
 class UsageRules:
     """The configuration both authorizers share (settings `authorization_*`)."""
@@ -103,8 +104,12 @@ class ServiceAccountUsageAuthorizer(ABC):
     async def authorize(self, principal: Principal | None, service_account: str, workflow_key: str) -> None:
         enforce = self.rules.enforces(workflow_key)
         if principal is None:
-            log.info("[AUDIT] Anonymous use of service account %s in workflow %s (Enforcing: %s)",
-                     service_account, workflow_key, enforce)
+            log.info(
+                "[AUDIT] Anonymous use of service account %s in workflow %s (Enforcing: %s)",
+                service_account,
+                workflow_key,
+                enforce,
+            )
             if enforce:
                 raise Unauthorized("Unauthorized access")
             return
@@ -117,8 +122,13 @@ class ServiceAccountUsageAuthorizer(ABC):
             except BadRequest as error:
                 outcome = error
             except GoogleApiError as error:
-                log.warning("Authorization failure for service account %s used by %s (enforce: %s): %s",
-                            service_account, principal.email, enforce, error)
+                log.warning(
+                    "Authorization failure for service account %s used by %s (enforce: %s): %s",
+                    service_account,
+                    principal.email,
+                    enforce,
+                    error,
+                )
                 if enforce:
                     raise _unavailable(error) from error
                 return
@@ -126,11 +136,23 @@ class ServiceAccountUsageAuthorizer(ABC):
         if isinstance(outcome, BadRequest):
             raise BadRequest(outcome.message)
         if outcome.authorized:
-            log.info("[AUDIT] %s, authorizing use of service account %s in workflow %s (Enforcing: %s, Cache: %s)",
-                     outcome.message, service_account, workflow_key, enforce, cache)
+            log.info(
+                "[AUDIT] %s, authorizing use of service account %s in workflow %s (Enforcing: %s, Cache: %s)",
+                outcome.message,
+                service_account,
+                workflow_key,
+                enforce,
+                cache,
+            )
             return
-        log.info("[AUDIT] Principal %s denied use of service account %s in workflow %s (Enforcing: %s, Cache: %s)",
-                 principal.email, service_account, workflow_key, enforce, cache)
+        log.info(
+            "[AUDIT] Principal %s denied use of service account %s in workflow %s (Enforcing: %s, Cache: %s)",
+            principal.email,
+            service_account,
+            workflow_key,
+            enforce,
+            cache,
+        )
         if enforce:
             raise Forbidden(outcome.message or "")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.bounds import PathId
+from api.bounds import PathId, QueryId, component_list_errors, refuse_unless_empty
 from api.deps import API_PREFIX, ServicesDep
 from api.payloads import (
     ENTITY_PAYLOAD,
@@ -34,14 +34,15 @@ router = APIRouter(prefix=f"{API_PREFIX}/status", tags=["Status"])
 @router.get("/activeStates", response_model=RunStateDataPayload)
 async def active_states(
     services: ServicesDep,
-    component: str | None = None,
-    workflow: Annotated[str | None, Query(description="Needs `component`")] = None,
+    component: QueryId = None,
+    workflow: Annotated[str | None, Query(description="Needs `component`", max_length=MAX_ID_LENGTH)] = None,
     components: Annotated[str | None, Query(description="Comma-separated component ids; overrides the others")] = None,
 ) -> ModelResponse:
     store = services.store
     states: list[RunState]
     if components is not None:
         wanted = sorted({name for name in components.split(",") if name})
+        refuse_unless_empty(component_list_errors(wanted))
         per_component = await asyncio.gather(*(store.active_states(name) for name in wanted))
         states = sorted(itertools.chain.from_iterable(per_component), key=lambda state: state.workflow_instance.key())
     elif workflow is not None:

@@ -22,12 +22,18 @@ def parse(argv: list[str]) -> ChaosOptions:
         help="redis://HOST:PORT/DB of an existing Redis (keys under a prefix of the run's own; no Redis faults "
         "then). Default: a redis-server with AOF of the run's own, on a free loopback port",
     )
-    parser.add_argument("--runner", choices=["docker"], default="docker", help="what runs jobs (checks need containers)")
+    parser.add_argument(
+        "--runner", choices=["docker"], default="docker", help="what runs jobs (checks need containers)"
+    )
     parser.add_argument("--work-dir", type=Path, help="logs, data dir, history.json (default: a new temporary dir)")
     parser.add_argument("--convergence-timeout", type=float, default=300.0, help="seconds to wait for all to end")
     parser.add_argument("--readiness-bound", type=float, default=180.0, help="seconds /readyz may take after restarts")
     parser.add_argument(
-        "--fault-gap", type=float, nargs=2, default=[8.0, 20.0], metavar=("MIN", "MAX"),
+        "--fault-gap",
+        type=float,
+        nargs=2,
+        default=[8.0, 20.0],
+        metavar=("MIN", "MAX"),
         help="seconds between two faults (uniform; default 8 20)",
     )
     args = parser.parse_args(argv)

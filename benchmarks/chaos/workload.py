@@ -7,7 +7,7 @@ Workflows of component `chaos` (busybox jobs of a few seconds):
 | minutely-steady | `* * * * *` | sleep 1 | natural triggers |
 | minutely-toggled | `* * * * *` | sleep 2 | natural triggers; disabled and enabled again and again |
 | hourly | hours | sleep 2 | natural triggers (the next trigger set 3 hours back: a catch-up); a reverse backfill |
-| limited | hours | sleep 1-5 | resource `chaos-pair` (concurrency 2); ad-hoc triggers; a backfill (concurrency edited) |
+| limited | hours | sleep 1-5 | `chaos-pair` (concurrency 2); ad-hoc triggers; a backfill (concurrency edited) |
 | adhoc | days | sleep 1-5 | ad-hoc triggers, halts, retries; saved again with another env |
 | fails-budget | days | exit 1 | ad-hoc triggers: retried until the retry cost reaches STYX_MAX_RETRY_COST |
 | fails-condition | days | exit 3 | ad-hoc triggers: retried while `#tries < 2` |
@@ -205,8 +205,15 @@ class Workload:
         start = datetime(2020, 1, 1, tzinfo=UTC)
         for spec, reverse, concurrency in ((LIMITED, False, 3), (HOURLY, True, 2)):
             end = start + timedelta(hours=self._backfill_partitions)
-            body = {"start": iso(start), "end": iso(end), "component": COMPONENT, "workflow": spec.id,
-                    "concurrency": concurrency, "reverse": reverse, "description": "chaos"}
+            body = {
+                "start": iso(start),
+                "end": iso(end),
+                "component": COMPONENT,
+                "workflow": spec.id,
+                "concurrency": concurrency,
+                "reverse": reverse,
+                "description": "chaos",
+            }
             written = {"workflow": spec.key, "reverse": reverse, "partitions": hours(start, self._backfill_partitions)}
             command = await self.send_until_acked(CommandKind.BACKFILL, "", "POST", "/backfills", body, written)
             self.backfill_ids.append(command.target)
@@ -239,7 +246,9 @@ class Workload:
             if backfill_id is not None:
                 written = {"concurrency": planned.value}
                 path = f"/backfills/{backfill_id}"
-                await self.send(CommandKind.BACKFILL_EDIT, backfill_id, "PUT", path, {"id": backfill_id, **written}, written)
+                await self.send(
+                    CommandKind.BACKFILL_EDIT, backfill_id, "PUT", path, {"id": backfill_id, **written}, written
+                )
         elif action is Action.TOGGLE_WORKFLOW:
             self._toggled_enabled = not self._toggled_enabled
             await self._patch_enabled(TOGGLED, self._toggled_enabled)

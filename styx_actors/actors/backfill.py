@@ -20,24 +20,24 @@ import logging
 from datetime import datetime
 
 from styx_actors.actors.natural import TriggerFn
-from styx_actors.clock import Clock
 from styx_actors.errors import Conflict
 from styx_actors.events import TriggerExecution, event_from_json
 from styx_actors.model import Backfill, Trigger, TriggerParameters, WorkflowInstance
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.store.base import Store
+from styx_actors.timeutil import to_millis
 
 log = logging.getLogger(__name__)
 
 
 class BackfillDriver:
-    def __init__(self, backfill: Backfill, store: Store, trigger: TriggerFn, clock: Clock) -> None:
+    def __init__(self, backfill: Backfill, store: Store, trigger: TriggerFn) -> None:
         self.backfill = backfill
         self._store = store
         self._trigger = trigger
-        self._clock = clock
         self._active: set[str] = set()
-        self._ahead: set[str] = set()  # partitions past the cursor that are triggered already: skipped
+        # Partitions past the cursor that are triggered already: skipped until the cursor moves past them.
+        self._ahead: set[str] = set()
         self._lock = asyncio.Lock()
 
     @property
@@ -48,7 +48,11 @@ class BackfillDriver:
         """Learn which instances of this backfill are active, and which partitions of the next round were
         triggered just before a crash."""
         states = await self._store.active_states_by_trigger(self.id)
-        self._active = {s.workflow_instance.parameter for s in states if s.workflow_instance.workflow_id == self.backfill.workflow_id}
+        self._active = {
+            s.workflow_instance.parameter
+            for s in states
+            if s.workflow_instance.workflow_id == self.backfill.workflow_id
+        }
         async with self._lock:
             schedule = await self._schedule()
             if schedule is None:
@@ -61,7 +65,11 @@ class BackfillDriver:
         """An edit (concurrency, description, halt) made elsewhere."""
         if backfill.model_dump() != self.backfill.model_dump():
             self.backfill = self.backfill.model_copy(
-                update={"concurrency": backfill.concurrency, "description": backfill.description, "halted": backfill.halted}
+                update={
+                    "concurrency": backfill.concurrency,
+                    "description": backfill.description,
+                    "halted": backfill.halted,
+                }
             )
 
     def instance_finished(self, parameter: str) -> None:
@@ -97,11 +105,13 @@ class BackfillDriver:
                     break
                 outcomes = await asyncio.gather(*(self._trigger_partition(schedule, cursor) for cursor in cursors))
                 # The cursor moves past the round's partitions up to the first that failed; those triggered
-                # after it are remembered, so that they are not triggered again when the cursor gets there.
+                # after it are remembered, so that they are not triggered again when the cursor gets there,
+                # however many rounds that partition fails first.
                 failed = outcomes.index(None) if None in outcomes else len(outcomes)
-                for cursor, outcome in zip(cursors[failed + 1 :], outcomes[failed + 1 :]):
+                for cursor, outcome in zip(cursors[failed + 1 :], outcomes[failed + 1 :], strict=True):
                     if outcome:
                         self._ahead.add(to_parameter(schedule, cursor))
+                self._ahead.difference_update(to_parameter(schedule, cursor) for cursor in cursors[:failed])
                 triggered += sum(1 for outcome in outcomes if outcome)
                 if failed > 0:
                     await self._advance(schedule, cursors[failed - 1])
@@ -113,13 +123,14 @@ class BackfillDriver:
         """True: triggered; False: skipped (already active, or triggered before a restart); None: failed."""
         parameter = to_parameter(schedule, cursor)
         if parameter in self._ahead:
-            self._ahead.discard(parameter)
             return False
         instance = WorkflowInstance(workflow_id=self.backfill.workflow_id, parameter=parameter)
         # Counted before the trigger returns: the instance may finish (and be discounted) before that.
         self._active.add(parameter)
         try:
-            await self._trigger(instance, Trigger.backfill(self.id), self.backfill.trigger_parameters or TriggerParameters())
+            await self._trigger(
+                instance, Trigger.backfill(self.id), self.backfill.trigger_parameters or TriggerParameters()
+            )
             return True
         except Conflict:
             self._active.discard(parameter)
@@ -170,21 +181,17 @@ class BackfillDriver:
         for stored in reversed(await self._store.events(instance)):
             event, _ = event_from_json(stored.event_json)
             if isinstance(event, TriggerExecution):
-                return event.trigger.trigger_id == self.id and stored.timestamp >= _millis(self.backfill.created)
+                created = to_millis(self.backfill.created) if self.backfill.created else 0
+                return event.trigger.trigger_id == self.id and stored.timestamp >= created
         return False
-
-
-def _millis(when: datetime | None) -> int:
-    return 0 if when is None else int(when.timestamp() * 1000)
 
 
 class BackfillDrivers:
     """Hosts the driver of every active backfill."""
 
-    def __init__(self, store: Store, trigger: TriggerFn, clock: Clock, max_triggers_per_tick: int) -> None:
+    def __init__(self, store: Store, trigger: TriggerFn, max_triggers_per_tick: int) -> None:
         self._store = store
         self._trigger = trigger
-        self._clock = clock
         self._max_per_tick = max_triggers_per_tick
         self._drivers: dict[str, BackfillDriver] = {}
         self._wakeups: set[asyncio.Task[int]] = set()
@@ -245,7 +252,7 @@ class BackfillDrivers:
     async def _ensure(self, backfill: Backfill) -> BackfillDriver:
         driver = self._drivers.get(backfill.id)
         if driver is None:
-            driver = BackfillDriver(backfill, self._store, self._trigger, self._clock)
+            driver = BackfillDriver(backfill, self._store, self._trigger)
             self._drivers[backfill.id] = driver
             await driver.start()
         else:

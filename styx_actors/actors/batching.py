@@ -65,7 +65,7 @@ class _Batcher(Generic[Request]):
     async def _deliver(self, batch: list[tuple[Request, asyncio.Future[Any] | None]]) -> None:
         try:
             outcomes = await self._send([request for request, _ in batch])
-        except Exception as exc:  # the whole batch failed (no such actor, the store is down)
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed (no such actor, the store is down)
             outcomes = [(False, exc)] * len(batch)
         for (request, future), (ok, value) in zip(batch, outcomes, strict=True):
             if future is None:
@@ -112,7 +112,7 @@ async def run_batch(target: Any, calls: list[Call]) -> list[Outcome]:
         try:
             result = getattr(target, method)(*args)
             return True, (await result if inspect.isawaitable(result) else result)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the caller's future carries it
             return False, exc
 
     return list(await asyncio.gather(*(run(method, args) for method, args in calls)))

@@ -81,7 +81,10 @@ class BrokerHost:
             log.warning(
                 "resource %s has %d holders, over its limit of %d, after %s reported the permits its instances "
                 "hold (%s): they run already, and %s grants nothing more until its holders are below the limit",
-                resource_id, count, limit, host,
+                resource_id,
+                count,
+                limit,
+                host,
                 "a lowered limit" if recovering else "a report that came after the broker stopped waiting for it",
                 resource_id,
             )
@@ -96,7 +99,7 @@ class BrokerHost:
         a dedicated instance's actor that a starting service has not created again."""
         try:
             await host.report_holders()
-        except Exception as exc:  # its report may still come: it is waited for until the deadline
+        except Exception as exc:  # noqa: BLE001 - its report may still come: it is waited for until the deadline
             log.warning("resource broker: asking %s to report the permits its instances hold failed: %r", name, exc)
 
     def _expire(self, now_millis: int) -> None:
@@ -106,7 +109,8 @@ class BrokerHost:
                 "resource broker: no report of the permits held on %s within %g s; answering the waiting "
                 "acquires without them (a later report still counts, and a resource it pushes past its limit "
                 "is logged and grants nothing until back under it)",
-                ", ".join(silent), self._report_timeout.total_seconds(),
+                ", ".join(silent),
+                self._report_timeout.total_seconds(),
             )
 
     def _answer(self, holder: str, result: AcquireResult) -> None:

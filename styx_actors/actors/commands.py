@@ -11,7 +11,6 @@ import enum
 import random
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from styx_actors.actors.batching import BatchLoader
@@ -106,7 +105,7 @@ class Commands:
         workflow or a changed schedule/offset; the enabled flag of an existing workflow is kept."""
         now = self._clock.now()
         workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
-        errors = deployment_errors(workflow, *self._validation_limits())
+        errors = deployment_errors(workflow, *self._timeouts.validation_limits())
         if errors:
             raise BadRequest(format_errors_bracketed(errors))
         existing = await self._store.get_workflow(workflow.id)
@@ -123,10 +122,6 @@ class Commands:
         await self._store.put_workflow(workflow, state)
         await self._workflow_changed(workflow.id, state)
         return workflow
-
-    def _validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
-        """The settings workflow validation needs: the largest running timeout, the allowed registries."""
-        return self._timeouts.max_running_timeout_for_validation(), self._timeouts.allowed_registries
 
     async def delete_workflow(self, workflow_id: WorkflowId) -> None:
         if not await self._store.delete_workflow(workflow_id):
@@ -157,7 +152,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing execution configuration")
-        errors = workflow_errors(workflow, *self._validation_limits())
+        errors = workflow_errors(workflow, *self._timeouts.validation_limits())
         if errors:
             raise BadRequest(format_errors_plain(errors))
         schedule = Schedule.parse(workflow.configuration.schedule)
@@ -170,7 +165,9 @@ class Commands:
             raise BadRequest("Cannot trigger an instance of the future")
         trigger_id = random_id("ad-hoc-cli", to_millis(now), self._rng)
         instance = WorkflowInstance(workflow_id=request.workflow_id, parameter=to_parameter(schedule, instant))
-        await self._router.trigger(instance, Trigger.adhoc(trigger_id), request.trigger_parameters or TriggerParameters())
+        await self._router.trigger(
+            instance, Trigger.adhoc(trigger_id), request.trigger_parameters or TriggerParameters()
+        )
         return TriggerResponse(
             workflow_id=request.workflow_id,
             parameter=request.parameter,
@@ -264,7 +261,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing docker image and flyte execution config")
-        errors = workflow_errors(workflow, *self._validation_limits())
+        errors = workflow_errors(workflow, *self._timeouts.validation_limits())
         if errors:
             raise BadRequest(format_errors_plain(errors))
         if not request.start < request.end:
@@ -278,7 +275,10 @@ class Commands:
         if not allow_future and (request.start > now or schedule.previous(request.end) > now):
             raise BadRequest("Cannot backfill future partitions")
         partitions = schedule.range(request.start, request.end)
-        active = {s.workflow_instance.parameter for s in await self._store.active_states(workflow_id.component_id, workflow_id.id)}
+        active = {
+            s.workflow_instance.parameter
+            for s in await self._store.active_states(workflow_id.component_id, workflow_id.id)
+        }
         overlapping = [p for p in (to_parameter(schedule, t) for t in partitions) if p in active]
         if overlapping:
             raise Conflict(f"these partitions are already active: {', '.join(overlapping)}")

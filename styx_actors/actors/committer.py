@@ -35,7 +35,7 @@ class GroupCommitter:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 results = await self._store.commit([transition for transition, _ in batch])
-            except Exception as exc:  # the store is down: every waiter sees the failure and retries
+            except Exception as exc:  # noqa: BLE001 - the store is down: every waiter sees the failure and retries
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)

@@ -15,24 +15,9 @@ import random
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
-from styx_actors.events import (
-    Dequeue,
-    Event,
-    Halt,
-    Info,
-    RetryAfter,
-    RunError,
-    Submitted,
-    Success,
-    Timeout,
-    event_to_json_text,
-)
-from styx_actors.execution import prepare_event
-from styx_actors.model import Message, RunState, State, Workflow, WorkflowConfiguration, WorkflowState
-from styx_actors.runners.base import ExecutionStatus, RunnerError, build_run_spec, progress_events
-from styx_actors.state_machine import transition
 from styx_actors.actors.resources import (
     AcquireResult,
     Granted,
@@ -41,6 +26,21 @@ from styx_actors.actors.resources import (
     limit_reached_message,
     missing_resources_message,
 )
+from styx_actors.events import (
+    Dequeue,
+    Event,
+    Halt,
+    Info,
+    RetryAfter,
+    RunError,
+    Submitted,
+    Timeout,
+    event_to_json_text,
+)
+from styx_actors.execution import prepare_event
+from styx_actors.model import Message, RunState, State, Workflow, WorkflowConfiguration, WorkflowState
+from styx_actors.runners.base import ExecutionStatus, RunnerError, build_run_spec, progress_events
+from styx_actors.state_machine import transition
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class InstanceHost(Protocol):
     environment: str
 
     def now_millis(self) -> int: ...
+    def run(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]: ...
     async def persist(self, state: RunState, event_json: str, insert: bool) -> bool: ...
     def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None: ...
     def schedule(self, actor: InstanceActor, at_millis: int, kind: str) -> None: ...
@@ -66,9 +67,9 @@ class InstanceHost(Protocol):
     async def acquire(self, actor: InstanceActor, resource_ids: list[str]) -> AcquireResult: ...
     def queued_at_broker(self, actor: InstanceActor) -> bool: ...
     def release_permits(self, actor: InstanceActor) -> None: ...
-    def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event: ...
+    def terminal_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event | None: ...
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int: ...
-    def max_running_timeout(self): ...
+    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]: ...
     async def start_execution(self, actor: InstanceActor) -> None: ...
     async def execution_status(self, execution_id: str) -> ExecutionStatus: ...
 
@@ -93,7 +94,9 @@ class InstanceActor:
 
     # -- mailbox --------------------------------------------------------------------------------------------
 
-    def tell(self, event: Event, expected_counter: int | None = None, insert: bool = False) -> asyncio.Future[RunState | None]:
+    def tell(
+        self, event: Event, expected_counter: int | None = None, insert: bool = False
+    ) -> asyncio.Future[RunState | None]:
         """Queue an event; the future resolves with the new state, None if it was stale, or raises
         IllegalTransition / NotActive."""
         reply: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
@@ -101,7 +104,7 @@ class InstanceActor:
         self._mailbox.append(_Envelope(event, expected_counter, insert, reply))
         if not self._draining:
             self._draining = True
-            asyncio.create_task(self._drain())
+            self._host.run(self._drain())
         return reply
 
     def tell_guarded(self, event: Event, counter: int) -> None:
@@ -114,7 +117,7 @@ class InstanceActor:
                 envelope = self._mailbox.popleft()
                 try:
                     envelope.reply.set_result(await self._process(envelope))
-                except Exception as exc:  # reported to whoever sent the event
+                except Exception as exc:  # noqa: BLE001 - reported to whoever sent the event
                     envelope.reply.set_exception(exc)
         finally:
             self._draining = False
@@ -126,7 +129,9 @@ class InstanceActor:
             return None  # stale handler result
         old = self.state
         new = transition(old, envelope.event, self._host.now_millis())
-        written = await self._host.persist(new, event_to_json_text(envelope.event, old.workflow_instance), envelope.insert)
+        written = await self._host.persist(
+            new, event_to_json_text(envelope.event, old.workflow_instance), envelope.insert
+        )
         if not written:
             # The store holds a newer state than ours: another writer owns this instance now.
             log.warning("instance %s: transition to %s refused by the store, deactivating", self.key, new.state.value)
@@ -172,7 +177,7 @@ class InstanceActor:
         if exclusive and self._inflight_counter == counter:
             work.close()
             return
-        task = asyncio.ensure_future(work)
+        task = self._host.run(work)
         task.add_done_callback(_log_failure)
         if exclusive:
             self._inflight_counter = counter
@@ -236,7 +241,7 @@ class InstanceActor:
     async def _prepare(self) -> None:
         state = self.state
         found = await self._host.workflow(self, fresh=True)
-        event, reason = prepare_event(state, found, self._host.max_running_timeout())
+        event, reason = prepare_event(state, found, *self._host.validation_limits())
         if reason:
             log.info(reason)
         self.tell_guarded(event, state.counter)
@@ -255,13 +260,12 @@ class InstanceActor:
         self.tell_guarded(Submitted(execution_id=data.execution_id, runner_id=self._host.runner_id), state.counter)
 
     async def _terminated(self) -> None:
+        """Styx's TerminationHandler: success, a retry or a stop (RetryPolicy.on_terminal_state)."""
         state = self.state
-        if state.state is State.TERMINATED and state.data.last_exit == 0:
-            self.tell_guarded(Success(), state.counter)
-            return
-        found = await self._host.workflow(self, fresh=False)
-        config = found[0].configuration if found else None
-        self.tell_guarded(self._host.retry_decision(state, config), state.counter)
+        found = await self._host.workflow(self, fresh=False)  # cached: a success costs no store read
+        event = self._host.terminal_decision(state, found[0].configuration if found else None)
+        if event is not None:
+            self.tell_guarded(event, state.counter)
 
     async def _arm_running_timeout(self) -> None:
         state = self.state

@@ -12,8 +12,8 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from styx_actors.actors.commands import Commands
 from styx_actors.actors.broker_host import BrokerHost
+from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Sharded, shard_index
@@ -68,12 +68,20 @@ class LocalActorSystem:
         broker.expect_reports(Sharded(i, count).name for i in range(count))  # each shard reports as it starts
         scheduler = Scheduler(store, router.trigger, clock, settings)
         shards.extend(
-            InstanceShard(Sharded(i, count), store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng)
+            InstanceShard(
+                Sharded(i, count), store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng
+            )
             for i in range(count)
         )
         router.shards = [LocalPort(shard) for shard in shards]
         commands = Commands(
-            store, router, LocalPort(scheduler), LocalPort(broker), clock, TimeoutConfig.from_settings(settings), rng,
+            store,
+            router,
+            LocalPort(scheduler),
+            LocalPort(broker),
+            clock,
+            TimeoutConfig.from_settings(settings),
+            rng,
             runners=[LocalPort(runner)],
         )
         for shard in shards:

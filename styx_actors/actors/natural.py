@@ -111,7 +111,9 @@ class NaturalTriggers:
             if key in self._fire_at:
                 heapq.heappush(self._heap, (self._fire_at[key], key))
 
-    async def _process(self, workflow_id: WorkflowId, found: tuple[Workflow, WorkflowState] | None, now: datetime) -> int:
+    async def _process(
+        self, workflow_id: WorkflowId, found: tuple[Workflow, WorkflowState] | None, now: datetime
+    ) -> int:
         key = workflow_id.key()
         if found is None:
             self._fire_at.pop(key, None)

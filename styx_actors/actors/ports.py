@@ -1,14 +1,15 @@
 """How actors reach each other: a port is an object whose every method is awaited.
 
-Locally a port wraps the object itself; on Ray it wraps an actor handle (cluster/ray_system.py). Actor code
+Locally a port wraps the object itself; on Ray it wraps an actor handle (cluster/ray_ports.py). Actor code
 only ever awaits port methods, so the same classes run in one process (tests, benchmarks of pure logic) and
 spread over a Ray cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from styx_actors.actors.placement import shard_index
@@ -26,7 +27,7 @@ class LocalPort:
     def __init__(self, target: Any) -> None:
         self._target = target
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+    def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         method = getattr(self._target, name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
@@ -56,7 +57,7 @@ class InstanceRouter:
         return await self.port_for(instance).send(instance, event)
 
     async def broadcast(self, method: str, *args: Any) -> list[Any]:
-        return [await getattr(host, method)(*args) for host in await self.hosts()]
+        return list(await asyncio.gather(*(getattr(host, method)(*args) for host in await self.hosts())))
 
 
 class ShardRouter(InstanceRouter):

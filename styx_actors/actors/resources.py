@@ -308,7 +308,7 @@ class ResourceBroker:
         """An older waiter of the same workflow goes first (fairness within a workflow)."""
         queue = self._queues.get(workflow_key)
         # A heap: its two smallest waiters are among its first three entries.
-        return bool(queue) and any(w.holder != holder and w.parameter < parameter for w in queue[:3])
+        return queue is not None and any(w.holder != holder and w.parameter < parameter for w in queue[:3])
 
     def _take(self, holder: str, ids: tuple[str, ...]) -> None:
         for rid in ids:

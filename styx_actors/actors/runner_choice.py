@@ -1,6 +1,6 @@
 """Which node's runner starts an execution, from what each runner reports: pure, no Ray, no Docker.
 
-Rules, in order (what a shard asks before every start, `cluster/ray_system.py`'s `PlacingRunner`):
+Rules, in order (what a shard asks before every start, `cluster/ray_runners.py`'s `PlacingRunner`):
 1. the runner that holds the execution gets it again (a repeated start after a shard restart must reach the
    same container, never make a second one on another node); `holder` says which: the runner that runs it,
    else one whose engine has a container of it (nodes sharing one Docker Engine all see it);

@@ -24,7 +24,7 @@ class Scheduler:
     ) -> None:
         self._settings = settings
         self.natural = NaturalTriggers(store, trigger, clock)
-        self.backfills = BackfillDrivers(store, trigger, clock, settings.backfill_max_triggers_per_tick)
+        self.backfills = BackfillDrivers(store, trigger, settings.backfill_max_triggers_per_tick)
         self.marker = MarkerGuard(store, marker)
         self._loops: list[asyncio.Task[None]] = []
         self._rng = random.Random()

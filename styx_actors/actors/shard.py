@@ -66,7 +66,9 @@ class AlreadyActive(Exception):
 
 
 class ResourcesPort(Protocol):
-    async def acquire(self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]) -> AcquireResult: ...
+    async def acquire(
+        self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]
+    ) -> AcquireResult: ...
     async def release(self, holder: str) -> None: ...
     async def restore_holders(self, host: str, holders: dict[str, list[str]]) -> None: ...
 
@@ -126,6 +128,7 @@ class InstanceShard:
         self._config = GlobalConfig()
         self._loops: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
+        self._instance_tasks: set[asyncio.Task[None]] = set()  # mailboxes and handlers of hosted instances
         self._counts: Counter[str] = Counter()  # transitions by event, triggers by type (metrics)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
@@ -136,7 +139,9 @@ class InstanceShard:
         await self.recover()
         loop = asyncio.get_running_loop()
         # Runners may report from their own threads (Docker's event stream): hop onto this loop.
-        self._runner.watch(lambda execution_id, status: loop.call_soon_threadsafe(self.runner_status, execution_id, status))
+        self._runner.watch(
+            lambda execution_id, status: loop.call_soon_threadsafe(self.runner_status, execution_id, status)
+        )
         self._loops = [
             asyncio.create_task(every(TIMER_RESOLUTION, self.fire_due_timers, self.rng, jitter=False)),
             asyncio.create_task(every(self._settings.state_manager_tick_interval, self.reconcile, self.rng)),
@@ -148,6 +153,18 @@ class InstanceShard:
         self._loops = []
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=10)
+        # What instances were doing (waiting for permits, polling) is redone from their snapshots on restart.
+        running = set(self._instance_tasks)
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def run(self, work: Coroutine[None, None, None]) -> asyncio.Task[None]:
+        """Run an instance's mailbox or handler, held here until it ends (the loop holds tasks only weakly)."""
+        task = asyncio.create_task(work)
+        self._instance_tasks.add(task)
+        task.add_done_callback(self._instance_tasks.discard)
+        return task
 
     def _background(self, work: Coroutine[None, None, object]) -> None:
         """Fire-and-forget work (releases, container stops) that `stop()` still lets finish."""
@@ -358,7 +375,9 @@ class InstanceShard:
         self._broker_holders.add(actor.key)
         instance = actor.state.workflow_instance
         try:
-            result = await self._resources.acquire(actor.key, instance.workflow_id.key(), instance.parameter, resource_ids)
+            result = await self._resources.acquire(
+                actor.key, instance.workflow_id.key(), instance.parameter, resource_ids
+            )
         except Exception:
             self._broker_holders.discard(actor.key)  # not queued there: it asks again on the next tick
             raise
@@ -381,14 +400,14 @@ class InstanceShard:
             self._broker_holders.discard(holder)
             self._background(self._resources.release(holder))
 
-    def retry_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event:
-        return self._retry_policy.decide(state, config.retry_condition if config else None, self.rng)
+    def terminal_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event | None:
+        return self._retry_policy.on_terminal_state(state, config.retry_condition if config else None, self.rng)
 
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int:
         return self._timeouts.deadline_millis(state, config.running_timeout if config else None)
 
-    def max_running_timeout(self) -> timedelta:
-        return self._timeouts.max_running_timeout_for_validation()
+    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
+        return self._timeouts.validation_limits()
 
     async def start_execution(self, actor: InstanceActor) -> None:
         await self._runner.start(actor.spec())

@@ -88,7 +88,10 @@ class StyxClient:
     """Synchronous calls to one Styx API; each returns the decoded JSON body (None when empty)."""
 
     def __init__(
-        self, host: str, token_source: TokenSource = id_token, has_credentials: Callable[[], bool] = credentials_available
+        self,
+        host: str,
+        token_source: TokenSource = id_token,
+        has_credentials: Callable[[], bool] = credentials_available,
     ) -> None:
         self.host = host
         self._token_source = token_source

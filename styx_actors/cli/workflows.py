@@ -121,7 +121,7 @@ def _warn_about_missing_resources(ctx: Context, configurations: list[WorkflowCon
         if missing:
             warn(
                 f"workflow {configuration.id} uses resources that do not exist: {', '.join(missing)}. Its instances "
-                "fail (\"Referenced resources not found\") and are retried until they exist: "
+                'fail ("Referenced resources not found") and are retried until they exist: '
                 f"`styx resource create {missing[0]} CONCURRENCY`."
             )
 
@@ -130,7 +130,9 @@ def delete_workflows(args: argparse.Namespace, ctx: Context) -> None:
     if not args.force and sys.stdin.isatty():
         plural = "s" if len(args.workflows) > 1 else ""
         workflows = ", ".join(args.workflows)
-        sys.stderr.write(f"Sure you want to delete the workflow{plural} {workflows} in component {args.component}? [y/N] ")
+        sys.stderr.write(
+            f"Sure you want to delete the workflow{plural} {workflows} in component {args.component}? [y/N] "
+        )
         sys.stderr.flush()
         if sys.stdin.readline().strip() != "y":
             raise UnknownError("Nothing deleted.")

@@ -112,7 +112,7 @@ def build_run_spec(run_state: RunState, environment: str) -> RunSpec:
 
 
 @dataclass(frozen=True)
-class NotFound:
+class NoContainer:
     """No container (any more) for this execution."""
 
 
@@ -141,7 +141,7 @@ class Failed:
     message: str
 
 
-ExecutionStatus = NotFound | Pending | Running | Exited | Failed
+ExecutionStatus = NoContainer | Pending | Running | Exited | Failed
 
 
 def termination_exit_code(
@@ -187,7 +187,7 @@ def progress_events(state: State, status: ExecutionStatus) -> list[Event]:
     if state not in _PROGRESSING:
         return []
     match status:
-        case NotFound():
+        case NoContainer():
             return [RunError(NO_CONTAINER_MESSAGE)]
         case Failed(message=message):
             return [RunError(message)]
@@ -219,7 +219,7 @@ def text_tail(data: bytes, limit: int, cut: bool = False) -> str:
 # The runner
 
 
-StatusListener = Callable[[str, ExecutionStatus], None]
+StatusListener = Callable[[str, ExecutionStatus], object]  # what a listener returns is ignored
 # Keeps the end of an execution's output before its container is removed (the janitor's: into the store).
 OutputKeeper = Callable[[ExecutionOutput], Awaitable[None]]
 

@@ -26,12 +26,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote
 
 import docker
 import requests
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound as EngineNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
+from docker.errors import NotFound as EngineNotFound
 from docker.types import LogConfig, Mount
 from docker.types.daemon import CancellableStream
 from docker.utils import kwargs_from_env
@@ -46,11 +47,11 @@ from styx_actors.runners.base import (
     ExecutionStatus,
     Exited,
     Failed,
-    NotFound,
+    NoContainer,
     OutputKeeper,
     Pending,
-    Running,
     RunnerError,
+    Running,
     RunSpec,
     StatusListener,
     StatusListeners,
@@ -106,7 +107,7 @@ class DockerRunner:
         self._settings = settings
         self._clock = clock or SystemClock()
         # DOCKER_HOST (and DOCKER_TLS_VERIFY / DOCKER_CERT_PATH) as the docker CLI reads them; settings win.
-        self._client_kwargs: dict[str, Any] = kwargs_from_env()
+        self._client_kwargs = cast(dict[str, Any], kwargs_from_env())  # a TypedDict in types-docker
         if settings.docker_host:
             self._client_kwargs["base_url"] = settings.docker_host
         self.engine_url: str = self._client_kwargs.get("base_url") or DEFAULT_ENGINE_URL
@@ -197,7 +198,7 @@ class DockerRunner:
             expires_at = to_millis(ended_at + retention) if retention else None
             kept = ExecutionOutput(container.instance, execution_id, to_millis(ended_at), output, expires_at)
             await keep_output(kept)
-        except Exception as exc:  # the engine, or whatever `keep_output` writes to (the store)
+        except Exception as exc:  # noqa: BLE001 - the engine, or whatever `keep_output` writes to (the store)
             if may_wait:
                 log.warning("Output of %s not kept (%s); its container stays for the next cleanup", execution_id, exc)
                 return False
@@ -229,7 +230,8 @@ class DockerRunner:
                 self._api = docker.APIClient(
                     **self._client_kwargs,
                     version="auto",
-                    timeout=self._settings.docker_call_timeout.total_seconds(),  # sub-second timeouts too
+                    # Sub-second timeouts too: requests takes a float (types-docker says int).
+                    timeout=self._settings.docker_call_timeout.total_seconds(),  # type: ignore[arg-type]
                     max_pool_size=_MAX_PARALLEL_CALLS + 1,  # + the event stream
                 )
             return self._api
@@ -394,7 +396,7 @@ class DockerRunner:
 
     def _status_sync(self, execution_id: str) -> ExecutionStatus:
         info = self._inspect_owned(self._client(), execution_id)
-        return NotFound() if info is None else self._status_of(execution_id, info)
+        return NoContainer() if info is None else self._status_of(execution_id, info)
 
     def _status_of(self, execution_id: str, info: dict[str, Any]) -> ExecutionStatus:
         state = info["State"]
@@ -500,7 +502,9 @@ class DockerRunner:
             raise RunnerError(f"Cannot read the termination log {path}: {exc}") from None
         log.warning(
             "Termination log of %s ignored and emptied: %d bytes, more than the %d a message may have",
-            execution_id, size, TERMINATION_MESSAGE_LIMIT,
+            execution_id,
+            size,
+            TERMINATION_MESSAGE_LIMIT,
         )
         return None
 
@@ -529,7 +533,7 @@ class DockerRunner:
                 retry_delay = 0.1
                 for event in stream:
                     self._on_event(event)
-            except Exception as exc:  # the engine went away or the stream broke: reconnect
+            except Exception as exc:  # noqa: BLE001 - the engine went away or the stream broke: reconnect
                 if not self._closed.is_set():
                     log.warning("Docker event stream from %s broke (%s); reconnecting", self.engine_url, exc)
             self._closed.wait(retry_delay)
@@ -570,7 +574,13 @@ class _Tail:
         return text_tail(b"".join(self._pieces), self._limit, cut=self._dropped)
 
 
-def _frame_payloads(stream: BinaryIO) -> Iterator[bytes]:
+class _Readable(Protocol):
+    """A binary stream as far as the frame reader needs one (urllib3's HTTPResponse, io.BytesIO)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def _frame_payloads(stream: _Readable) -> Iterator[bytes]:
     """The data of Docker's multiplexed stdout/stderr frames, in pieces of at most _READ_SIZE bytes."""
     while header := _read_exactly(stream, _FRAME_HEADER.size):
         if len(header) < _FRAME_HEADER.size:
@@ -584,7 +594,7 @@ def _frame_payloads(stream: BinaryIO) -> Iterator[bytes]:
             yield piece
 
 
-def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+def _read_exactly(stream: _Readable, size: int) -> bytes:
     """`size` bytes, fewer only at the end of the stream."""
     data = stream.read(size)
     while data and len(data) < size:

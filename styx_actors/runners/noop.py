@@ -10,7 +10,7 @@ from styx_actors.runners.base import (
     DEFAULT_LOG_TAIL_BYTES,
     ExecutionStatus,
     Exited,
-    NotFound,
+    NoContainer,
     OutputKeeper,
     RunnerError,
     RunSpec,
@@ -35,7 +35,7 @@ class NoopRunner:
             self._listeners.publish(spec.execution_id, _SUCCEEDED)
 
     async def status(self, execution_id: str) -> ExecutionStatus:
-        return _SUCCEEDED if execution_id in self._executions else NotFound()
+        return _SUCCEEDED if execution_id in self._executions else NoContainer()
 
     async def stop(self, execution_id: str) -> None:
         """Nothing runs, so nothing to stop."""

@@ -207,9 +207,7 @@ class Store(abc.ABC):
     async def active_state(self, instance: WorkflowInstance) -> RunState | None: ...
 
     @abc.abstractmethod
-    async def active_states(
-        self, component_id: str | None = None, workflow_id: str | None = None
-    ) -> list[RunState]:
+    async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
         """Snapshots of active instances (all, of a component, or of a component's workflow), sorted by
         instance key. This is the recovery path: it must stay fast for 100,000 snapshots."""
 

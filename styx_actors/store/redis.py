@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
@@ -232,17 +232,25 @@ class _Connection:
     unindex_expired: AsyncScript
 
 
+SOCKET_TIMEOUT_SECONDS = 10.0
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+
+
+def _reply(reply: Awaitable[T] | T) -> Awaitable[T]:
+    """A command's reply, to await: redis-py types each command for its sync and asyncio clients at once
+    (`Awaitable[X] | X`), and the asyncio client's commands always return an awaitable."""
+    return cast(Awaitable[T], reply)
 
 
 def _translate_errors(
     method: Callable[Concatenate[RedisStore, P], Awaitable[R]],
-) -> Callable[Concatenate[RedisStore, P], Awaitable[R]]:
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, R]]:
     """Every Redis failure (refused connection, timeout, script error) surfaces as StoreError."""
 
     @functools.wraps(method)
-    async def translated(self: RedisStore, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def translated(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(self, *args, **kwargs)
         except RedisError as exc:
@@ -274,7 +282,14 @@ class RedisStore(Store):
     async def open(self) -> None:
         if self._connection is not None:
             return
-        client = Redis.from_url(self._url, decode_responses=True)
+        # A server that stops answering (SIGSTOP, a partition) must fail calls, not hang them: reads and writes
+        # then answer 503 and /readyz says why. The URL's own `?socket_timeout=` wins (docs/store.md).
+        client = Redis.from_url(
+            self._url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+        )
         try:
             await client.ping()
         except BaseException:
@@ -336,7 +351,9 @@ class RedisStore(Store):
             pipe.hmget(self.keys.workflow_states, fields)
             workflow_jsons, state_jsons = await pipe.execute()
         return [
-            None if workflow_json is None else (Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json))
+            None
+            if workflow_json is None
+            else (Workflow.model_validate_json(workflow_json), WorkflowState.model_validate_json(state_json))
             for workflow_json, state_json in zip(workflow_jsons, state_jsons, strict=True)
         ]
 
@@ -360,6 +377,7 @@ class RedisStore(Store):
         async with self._open.client.pipeline(transaction=True) as pipe:
             pipe.hdel(self.keys.workflows, field)
             pipe.hdel(self.keys.workflow_states, field)
+            deleted: int
             deleted, _ = await pipe.execute()
         return deleted > 0
 
@@ -375,31 +393,33 @@ class RedisStore(Store):
 
     @_translate_errors
     async def put_resource(self, resource: Resource) -> None:
-        await self._open.client.hset(self.keys.resources, resource.id, resource.model_dump_json())
+        await _reply(self._open.client.hset(self.keys.resources, resource.id, resource.model_dump_json()))
 
     @_translate_errors
     async def get_resource(self, resource_id: str) -> Resource | None:
-        found = await self._open.client.hget(self.keys.resources, resource_id)
+        found = await _reply(self._open.client.hget(self.keys.resources, resource_id))
         return None if found is None else Resource.model_validate_json(found)
 
     @_translate_errors
     async def resources(self) -> list[Resource]:
-        found = [Resource.model_validate_json(text) for text in await self._open.client.hvals(self.keys.resources)]
+        found = [
+            Resource.model_validate_json(text) for text in await _reply(self._open.client.hvals(self.keys.resources))
+        ]
         return sorted(found, key=lambda resource: resource.id)
 
     @_translate_errors
     async def delete_resource(self, resource_id: str) -> bool:
-        return await self._open.client.hdel(self.keys.resources, resource_id) > 0
+        return await _reply(self._open.client.hdel(self.keys.resources, resource_id)) > 0
 
     # -- backfills ------------------------------------------------------------------------------------------
 
     @_translate_errors
     async def put_backfill(self, backfill: Backfill) -> None:
-        await self._open.client.hset(self.keys.backfills, backfill.id, backfill.model_dump_json())
+        await _reply(self._open.client.hset(self.keys.backfills, backfill.id, backfill.model_dump_json()))
 
     @_translate_errors
     async def get_backfill(self, backfill_id: str) -> Backfill | None:
-        found = await self._open.client.hget(self.keys.backfills, backfill_id)
+        found = await _reply(self._open.client.hget(self.keys.backfills, backfill_id))
         return None if found is None else Backfill.model_validate_json(found)
 
     @_translate_errors
@@ -410,7 +430,9 @@ class RedisStore(Store):
         include_finished: bool = False,
     ) -> list[Backfill]:
         # Backfills are few and never deleted: one hash, filtered here.
-        found = [Backfill.model_validate_json(text) for text in await self._open.client.hvals(self.keys.backfills)]
+        found = [
+            Backfill.model_validate_json(text) for text in await _reply(self._open.client.hvals(self.keys.backfills))
+        ]
         found = [
             backfill
             for backfill in found
@@ -476,14 +498,14 @@ class RedisStore(Store):
 
     @_translate_errors
     async def active_state(self, instance: WorkflowInstance) -> RunState | None:
-        found = await self._open.client.hget(self.keys.snapshots, composite(*instance_parts(instance)))
+        found = await _reply(self._open.client.hget(self.keys.snapshots, composite(*instance_parts(instance))))
         return None if found is None else decode_run_state(found)
 
     @_translate_errors
     async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
         check_active_filter(component_id, workflow_id)
         if component_id is None:
-            snapshots = await self._open.client.hvals(self.keys.snapshots)
+            snapshots = await _reply(self._open.client.hvals(self.keys.snapshots))
         elif workflow_id is None:
             snapshots = await self._indexed_snapshots(self.keys.by_component(component_id))
         else:
@@ -498,12 +520,12 @@ class RedisStore(Store):
     @_translate_errors
     async def events(self, instance: WorkflowInstance) -> list[StoredEvent]:
         # Entries are appended in counter order: the commit rule only accepts increasing counters.
-        entries = await self._open.client.lrange(self.keys.events(instance), 0, -1)
+        entries = await _reply(self._open.client.lrange(self.keys.events(instance), 0, -1))
         return [decode_event_entry(entry) for entry in entries]
 
     @_translate_errors
     async def latest_event_counter(self, instance: WorkflowInstance) -> int:
-        latest = await self._open.client.lindex(self.keys.events(instance), -1)
+        latest = await _reply(self._open.client.lindex(self.keys.events(instance), -1))
         return -1 if latest is None else decode_event_entry(latest).counter
 
     @_translate_errors
@@ -527,9 +549,12 @@ class RedisStore(Store):
         low = "-" if start is None else f"[{start}"
         high = "+" if stop is None else f"({stop}"
         page = {"start": None if limit is None else 0, "num": limit}
+        parameters: list[str]
         if newest_first:
-            return await self._open.client.zrevrangebylex(key, high, low, **page)
-        return await self._open.client.zrangebylex(key, low, high, **page)
+            parameters = await self._open.client.zrevrangebylex(key, high, low, **page)
+        else:
+            parameters = await self._open.client.zrangebylex(key, low, high, **page)
+        return parameters
 
     # -- execution output -----------------------------------------------------------------------------------
 
@@ -548,8 +573,8 @@ class RedisStore(Store):
 
     @_translate_errors
     async def execution_output(self, instance: WorkflowInstance, execution_id: str) -> ExecutionOutput | None:
-        ended_at, text, expires_at = await self._open.client.hmget(
-            self.keys.output(instance, execution_id), ["ended_at", "output", "expires_at"]
+        ended_at, text, expires_at = await _reply(
+            self._open.client.hmget(self.keys.output(instance, execution_id), ["ended_at", "output", "expires_at"])
         )
         if ended_at is None:
             return None
@@ -578,4 +603,5 @@ class RedisStore(Store):
         return 0
 
     async def _indexed_snapshots(self, index_key: str) -> list[str]:
-        return await self._open.indexed_snapshots(keys=[index_key, self.keys.snapshots])
+        snapshots: list[str] = await self._open.indexed_snapshots(keys=[index_key, self.keys.snapshots])
+        return snapshots

@@ -213,8 +213,8 @@ class SqliteStore(Store):
     async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState | None:
         key = (workflow_id.component_id, workflow_id.id)
         async with self._transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT state_json FROM workflows WHERE component = ? AND workflow = ?", key
+            rows = list(
+                await db.execute_fetchall("SELECT state_json FROM workflows WHERE component = ? AND workflow = ?", key)
             )
             if not rows:
                 return None

@@ -31,10 +31,10 @@ from styx_actors.clock import ManualClock
 from styx_actors.events import event_from_json
 from styx_actors.model import WorkflowId, WorkflowInstance
 from styx_actors.settings import Settings
-from styx_actors.timeutil import UTC
 from styx_actors.store.base import Store
 from styx_actors.store.redis import RedisStore
 from styx_actors.store.sqlite import SqliteStore
+from styx_actors.timeutil import UTC
 from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
 from styx_server.service import Service, start_service
 from tests.conftest import wait_until

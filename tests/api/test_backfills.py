@@ -137,9 +137,9 @@ async def test_statuses_follow_the_partitions(api: Api) -> None:
     assert without["statuses"] is None and without["backfill"]["id"] == backfill["id"]
 
     await api.client.put(f"{API}/resources/blocker", json={"id": "blocker", "concurrency": 1})
-    await wait_until(lambda: _states_are(states, ["DONE", "DONE", "DONE"]), timeout=20, message="every partition to be DONE")
-
-
+    await wait_until(
+        lambda: _states_are(states, ["DONE", "DONE", "DONE"]), timeout=20, message="every partition to be DONE"
+    )
 
 
 async def test_listing_filters(api: Api) -> None:
@@ -167,7 +167,9 @@ async def test_listing_filters(api: Api) -> None:
         return [s["state"] for s in response.json()["backfills"][0]["statuses"]["active_states"]]
 
     # The backfill's driver triggers its first partitions by itself, soon after the creation answered.
-    await wait_until(lambda: _states_are(other_states, ["QUEUED", "QUEUED", "WAITING"]), timeout=10, message="two partitions QUEUED")
+    await wait_until(
+        lambda: _states_are(other_states, ["QUEUED", "QUEUED", "WAITING"]), timeout=10, message="two partitions QUEUED"
+    )
 
 
 async def _states_are(states: Any, expected: list[str]) -> bool:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowState
 from styx_actors.runners.base import MAX_LOG_TAIL_BYTES
+from styx_actors.store.base import Store
+from styx_actors.timeutil import UTC
 from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, StartApi, api_settings, store_contents, workflow_config
 from tests.integration.conftest import TEST_IMAGE, remove_containers
 
@@ -64,6 +67,23 @@ async def test_a_stored_workflow_from_a_registry_not_allowed_is_not_triggered(re
     assert response.status_code == 400
     assert response.json()["message"] == f"Invalid workflow configuration: {not_allowed('docker.io')}"
     assert await store_contents(api.store) == stored
+
+
+async def test_a_natural_trigger_of_a_stored_workflow_from_a_registry_not_allowed_halts_in_prepare(
+    start_api: StartApi, store: Store, tmp_path: Path
+) -> None:
+    """Natural triggers are not refused like requests: the instance halts before any container exists."""
+    due = datetime(2016, 3, 14, 14, tzinfo=UTC)  # the last whole hour before the test clock's 15:30
+    workflow = Workflow.create(COMPONENT, WorkflowConfiguration(id=WORKFLOW, schedule="hours", docker_image="busybox"))
+    # Stored before the service started with its allow-list.
+    await store.put_workflow(
+        workflow, WorkflowState(enabled=True, next_natural_trigger=due, next_natural_offset_trigger=due)
+    )
+    api = await start_api(settings=api_settings(tmp_path, allowed_registries=ALLOWED))
+    await api.tick()
+    names = await api.wait_finished("2016-03-14T14")
+    assert names[0] == "triggerExecution" and names[-1] == "halt"
+    assert "submit" not in names
 
 
 @pytest.fixture

@@ -76,7 +76,10 @@ async def test_a_running_instance_refuses_retry_with_styx_text_and_halts(docker_
     before = await api.event_names("2016-03-13")
     refused = await api.client.post(f"{API}/scheduler/retry", json=instance)
     assert refused.status_code == 400
-    assert refused.json() == {"code": 400, "message": f"{COMPONENT}#{WORKFLOW}#2016-03-13 received retryAfter while in RUNNING"}
+    assert refused.json() == {
+        "code": 400,
+        "message": f"{COMPONENT}#{WORKFLOW}#2016-03-13 received retryAfter while in RUNNING",
+    }
     assert await api.event_names("2016-03-13") == before  # the refusal changed nothing
 
     halted = await api.client.post(f"{API}/scheduler/halt", json=instance)

@@ -79,7 +79,6 @@ async def test_each_app_has_its_own_registry(api: Api, start_api: StartApi) -> N
     assert ping not in samples
 
 
-
 async def test_metrics_count_transitions_and_triggers(api) -> None:
     await api.create_blocked_workflow()
     assert 'styx_triggers_total{type="adhoc"}' not in (await api.client.get("/metrics")).text

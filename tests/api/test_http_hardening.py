@@ -85,12 +85,16 @@ async def test_write_bodies_of_other_types_are_refused_without_writing(api: Api,
 async def test_every_write_method_is_held_to_json(api: Api, method: str, path: str) -> None:
     await api.create_workflow()
     before = await store_contents(api.store)
-    response = await api.client.request(method, API + path, content=b'{"enabled": true}', headers={"Content-Type": "text/plain"})
+    response = await api.client.request(
+        method, API + path, content=b'{"enabled": true}', headers={"Content-Type": "text/plain"}
+    )
     assert response.status_code == 415
     assert await store_contents(api.store) == before
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", 'Application/JSON;Charset="UTF-8"'])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", 'Application/JSON;Charset="UTF-8"']
+)
 async def test_json_bodies_are_accepted(api: Api, content_type: str) -> None:
     response = await api.client.post(f"{API}/resources", content=RESOURCE_BODY, headers={"Content-Type": content_type})
     assert response.status_code == 200, response.text

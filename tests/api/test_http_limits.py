@@ -60,7 +60,9 @@ async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     """One response (status, body) of a kept-alive connection."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CLOSE_DEADLINE_SECONDS)
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     return int(head.split(b" ")[1]), await reader.readexactly(length)
 
 
@@ -159,6 +161,33 @@ async def test_a_head_dribbled_byte_by_byte_is_closed_after_the_header_timeout(s
         await asyncio.sleep(pace_seconds)
     assert await read_until_closed(reader) == b""
     assert sent < len(head), "the whole head was sent before the connection was closed"
+    writer.close()
+
+
+async def test_a_body_dribbled_after_a_whole_head_is_closed_after_the_body_timeout(serve: Serve, api: Api) -> None:
+    """The head came in time, the body never completes: the request ends as a disconnect, nothing is written."""
+    port = await serve(http_body_timeout=timedelta(seconds=0.5))
+    body = json.dumps({"id": "dribbled", "concurrency": 1}).encode()
+    head = (
+        b"POST /api/v3/resources HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    reader, writer = await connect(port)
+    began = time.monotonic()
+    writer.write(head)
+    sent = 0
+    while sent < len(body) - 1 and not reader.at_eof():  # the last byte never comes
+        writer.write(body[sent : sent + 1])
+        sent += 1
+        await asyncio.sleep(0.05)  # the whole body would take 1.5 s
+    assert await read_until_closed(reader) == b""
+    assert 0.4 < time.monotonic() - began < CLOSE_DEADLINE_SECONDS
+    assert sent < len(body) - 1, "the body was sent before the connection was closed"
+    writer.close()
+    assert await api.store.resources() == []
+    reader, writer = await connect(port)
+    writer.write(head + body)
+    assert (await read_response(reader))[0] == 200  # a body sent at once is read well within the timeout
     writer.close()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from api.bounds import MAX_CONCURRENCY
+from api.bounds import MAX_COMPONENTS_PER_QUERY, MAX_CONCURRENCY
 from api.routers.backfills import MAX_STATUS_PAGE
 from styx_actors.timeutil import UTC, format_instant
 from styx_actors.validation import MAX_ENV_SIZE, MAX_ENV_VARS, MAX_ID_LENGTH
@@ -87,7 +87,9 @@ SURROGATE_CASES = {
     "workflow id": ("POST", f"/workflows/{COMPONENT}", workflow_config(workflow_id=LONE_SURROGATE), "id"),
     "env key": ("POST", f"/workflows/{COMPONENT}", workflow_config(env={LONE_SURROGATE: "v"}), "env"),
     "env value": ("POST", f"/workflows/{COMPONENT}", workflow_config(env={"K": LONE_SURROGATE}), "env.K"),
-    "docker arg": ("POST", f"/workflows/{COMPONENT}", workflow_config(docker_args=["a", LONE_SURROGATE]), "docker_args.1"),
+    "docker arg": (
+        "POST", f"/workflows/{COMPONENT}", workflow_config(docker_args=["a", LONE_SURROGATE]), "docker_args.1",
+    ),
     "commit sha": ("POST", f"/workflows/{COMPONENT}", workflow_config(commit_sha=LONE_SURROGATE), "commit_sha"),
     "resource id": ("POST", "/resources", {"id": LONE_SURROGATE, "concurrency": 1}, "id"),
     "resource id (update)": ("PUT", "/resources/r", {"id": f"r{LONE_SURROGATE}", "concurrency": 1}, "id"),
@@ -100,7 +102,9 @@ SURROGATE_CASES = {
         "PUT", "/backfills/backfill-1-1", {"id": "backfill-1-1", "description": LONE_SURROGATE}, "description",
     ),
     "trigger parameter": ("POST", "/scheduler/trigger", instance_body(LONE_SURROGATE), "parameter"),
-    "trigger component": ("POST", "/scheduler/trigger", instance_body(component=LONE_SURROGATE), "workflow_id.component_id"),
+    "trigger component": (
+        "POST", "/scheduler/trigger", instance_body(component=LONE_SURROGATE), "workflow_id.component_id",
+    ),
     "trigger env key": (
         "POST", "/scheduler/trigger", instance_body(trigger_parameters={"env": {LONE_SURROGATE: "v"}}),
         "trigger_parameters.env",
@@ -273,6 +277,8 @@ async def test_ids_in_paths_are_at_most_256_characters(shared_api: Api, method: 
         (f"/workflows/{COMPONENT}/{WORKFLOW}/instances", "offset"),
         (f"/workflows/{COMPONENT}/{WORKFLOW}/instances", "start"),
         (f"/workflows/{COMPONENT}/{WORKFLOW}/instances", "stop"),
+        ("/status/activeStates", "component"),
+        ("/status/activeStates", "workflow"),
     ],
 )
 async def test_ids_in_query_strings_are_at_most_256_characters(shared_api: Api, path: str, name: str) -> None:
@@ -282,19 +288,50 @@ async def test_ids_in_query_strings_are_at_most_256_characters(shared_api: Api, 
 
 @SHARED
 @pytest.mark.parametrize(
+    ("components", "message"),
+    [
+        (
+            ",".join(f"c{index}" for index in range(MAX_COMPONENTS_PER_QUERY + 1)),
+            "too many components: 101, limit = 100",
+        ),
+        (f"{COMPONENT},{TOO_LONG}", f"component id too long: {len(TOO_LONG)}, limit = {MAX_ID_LENGTH}"),
+    ],
+    ids=["count", "length"],
+)
+async def test_active_states_of_components_are_bounded(shared_api: Api, components: str, message: str) -> None:
+    assert await refused(shared_api, "GET", "/status/activeStates", components=components) == message
+    most = ",".join(f"c{index}" for index in range(MAX_COMPONENTS_PER_QUERY - 1))
+    response = await shared_api.client.get(f"{API}/status/activeStates", params={"components": f"{most},{COMPONENT}"})
+    assert response.status_code == 200 and response.json() == {"active_states": []}
+
+
+@SHARED
+@pytest.mark.parametrize(
     ("path", "body", "message"),
     [
         # Styx's own message for a workflow id.
-        (f"/workflows/{COMPONENT}", workflow_config(workflow_id=TOO_LONG), "Invalid workflow configuration: [id too long: 257, limit = 256]"),
+        (
+            f"/workflows/{COMPONENT}",
+            workflow_config(workflow_id=TOO_LONG),
+            "Invalid workflow configuration: [id too long: 257, limit = 256]",
+        ),
         # 200 characters outside the Basic Multilingual Plane pass the path's bound but count as 400 UTF-16
         # units, as Styx counts the workflow id.
-        ("/workflows/" + "\U0001f600" * 200, workflow_config(), "Invalid workflow configuration: [component id too long: 400, limit = 256]"),
+        (
+            "/workflows/" + "\U0001f600" * 200,
+            workflow_config(),
+            "Invalid workflow configuration: [component id too long: 400, limit = 256]",
+        ),
         ("/resources", {"id": TOO_LONG, "concurrency": 1}, "resource id too long: 257, limit = 256"),
         ("/scheduler/trigger", instance_body(TOO_LONG), "parameter too long: 257, limit = 256"),
         ("/scheduler/trigger", instance_body(component=TOO_LONG), "component id too long: 257, limit = 256"),
         ("/scheduler/retry", {"workflow_instance": f"{TOO_LONG}/w/p"}, "component id too long: 257, limit = 256"),
         ("/scheduler/halt", instance_body(TOO_LONG), "parameter too long: 257, limit = 256"),
-        ("/scheduler/events", {"@type": "timeout", "workflow_instance": f"c/{TOO_LONG}/p"}, "workflow id too long: 257, limit = 256"),
+        (
+            "/scheduler/events",
+            {"@type": "timeout", "workflow_instance": f"c/{TOO_LONG}/p"},
+            "workflow id too long: 257, limit = 256",
+        ),
     ],
     ids=["workflow id", "component id in UTF-16", "resource id", "parameter", "component", "retry", "halt", "event"],
 )  # fmt: skip
@@ -372,6 +409,8 @@ async def test_backfill_statuses_are_read_a_page_at_a_time(api: Api, reverse: bo
     start = datetime(2016, 3, 13, tzinfo=UTC)
     backfill_id = await create_backfill(api, start, start + 30 * HOUR, reverse=reverse)
     await api.tick()  # two partitions triggered (concurrency 2): they wait QUEUED behind the blocker
+    for hour in (28, 29) if reverse else (0, 1):  # settled (refused by the broker) before the pages are read
+        await api.wait_queued(partition(start + hour * HOUR))
     whole = await status_page(api, backfill_id)
     assert whole["next_status_from"] is None and len(whole["active_states"]) == 30
     assert [s["state"] for s in whole["active_states"]].count("QUEUED") == 2

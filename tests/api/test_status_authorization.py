@@ -45,7 +45,10 @@ def denial(principal: str) -> str:
 
 @pytest.fixture
 async def iam_api(
-    start_api: StartApi, fake_google: FakeGoogle, http: httpx.AsyncClient, google_apis: GoogleCloudApis,  # noqa: F811
+    start_api: StartApi,
+    fake_google: FakeGoogle,
+    http: httpx.AsyncClient,
+    google_apis: GoogleCloudApis,
     clock: ManualClock,
 ) -> Api:
     """Authorization by Google IAM (not enforced for any workflow: the check answers regardless)."""
@@ -103,7 +106,8 @@ async def test_the_answer_is_the_authorizers_decision(
 
 
 async def test_the_decision_is_taken_now_not_from_the_authorization_cache(
-    iam_api: Api, fake_google: FakeGoogle  # noqa: F811
+    iam_api: Api,
+    fake_google: FakeGoogle,
 ) -> None:
     assert (await iam_api.client.post(PATH, json=question(principal="bob@example.com"))).json()["authorized"] is False
     fake_google.groups["data-eng@example.com"].add("bob@example.com")
@@ -124,7 +128,7 @@ async def test_lookup_errors_answer_with_their_status(
     assert (response.status_code, response.json()) == (status, {"code": status, "message": message})
 
 
-async def test_an_unreachable_google_api_is_a_503(iam_api: Api, fake_google: FakeGoogle) -> None:  # noqa: F811
+async def test_an_unreachable_google_api_is_a_503(iam_api: Api, fake_google: FakeGoogle) -> None:
     fake_google.fail(f"{PROJECT}:getIamPolicy", 500)
     response = await iam_api.client.post(PATH, json=question())
     assert response.status_code == 503

@@ -77,8 +77,14 @@ def other_key() -> SigningKey:
 def id_token_claims(email: str | None, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     # As Google issues them: users' and service accounts' tokens carry email_verified (drop it with None).
-    claims: dict[str, Any] = {"iss": "https://accounts.google.com", "aud": "styx", "iat": now, "exp": now + 3600,
-                              "sub": "1234567890", "email_verified": True}
+    claims: dict[str, Any] = {
+        "iss": "https://accounts.google.com",
+        "aud": "styx",
+        "iat": now,
+        "exp": now + 3600,
+        "sub": "1234567890",
+        "email_verified": True,
+    }
     if email is not None:
         claims["email"] = email
     claims.update(overrides)

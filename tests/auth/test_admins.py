@@ -26,8 +26,17 @@ from styx_actors.errors import Unavailable
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
 from styx_server.auth_mode import AuthChoice
-from tests.api.conftest import API, COMPONENT, Api, api_settings, close_api, open_api, open_test_store, store_contents
-from tests.api.conftest import workflow_config
+from tests.api.conftest import (
+    API,
+    COMPONENT,
+    Api,
+    api_settings,
+    close_api,
+    open_api,
+    open_test_store,
+    store_contents,
+    workflow_config,
+)
 from tests.auth.conftest import CERTS_PATH, NO_RETRIES, FakeGoogle, SigningKey, id_token_claims
 
 ADMIN = "alice@example.com"

@@ -26,8 +26,17 @@ def test_embedded_defaults_have_no_authentication_and_allow_all() -> None:
     assert isinstance(authorizer, AllowAll)
 
 
-@pytest.mark.parametrize(("host", "google"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
-                                              ("0.0.0.0", True), ("10.1.2.3", True), ("styx.internal", True)])
+@pytest.mark.parametrize(
+    ("host", "google"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),
+        ("10.1.2.3", True),
+        ("styx.internal", True),
+    ],
+)
 def test_auto_authenticates_unless_only_loopback_listens(host: str, google: bool) -> None:
     authenticator, _ = build_security(settings(host=host, auth="auto"))
     assert isinstance(authenticator, GoogleAuthenticator) is google
@@ -40,8 +49,12 @@ def test_explicit_modes_override_the_host() -> None:
 
 def test_authorization_role_chooses_iam_with_the_enforcement_settings() -> None:
     _, authorizer = build_security(
-        settings(auth="google", authorization_role="roles/iam.serviceAccountUser",
-                 authorization_require_workflows=["c#w"], authorization_admins=["group:admins@example.com"])
+        settings(
+            auth="google",
+            authorization_role="roles/iam.serviceAccountUser",
+            authorization_require_workflows=["c#w"],
+            authorization_admins=["group:admins@example.com"],
+        )
     )
     assert isinstance(authorizer, IamAuthorizer)
     assert authorizer.rules.enforces("c#w") and not authorizer.rules.enforces("c#other")
@@ -51,8 +64,9 @@ def test_authorization_role_chooses_iam_with_the_enforcement_settings() -> None:
 def test_policy_file_chooses_the_file_authorizer_and_its_role(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text("role: roles/styx.runAs\n")
-    _, authorizer = build_security(settings(auth="google", authorization_policy_file=path,
-                                            authorization_require_all=True))
+    _, authorizer = build_security(
+        settings(auth="google", authorization_policy_file=path, authorization_require_all=True)
+    )
     assert isinstance(authorizer, PolicyFileAuthorizer)
     assert authorizer.rules.role == "roles/styx.runAs" and authorizer.rules.enforces("any#workflow")
 

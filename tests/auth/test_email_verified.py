@@ -24,7 +24,10 @@ def authenticator(
 ) -> GoogleAuthenticator:
     certificates = GoogleCertificates(http, fake_google.base_url + CERTS_PATH, clock)
     return GoogleAuthenticator(
-        certificates, google_apis, clock, domain_whitelist=["example.com"],
+        certificates,
+        google_apis,
+        clock,
+        domain_whitelist=["example.com"],
         resource_whitelist=[("project", "team-project")],
     )
 

@@ -16,8 +16,8 @@ from api.auth.google import GoogleAuthenticator, GoogleCertificates
 from api.security import Principal, Unauthorized
 from styx_actors.clock import ManualClock
 from styx_actors.errors import BadRequest, Unavailable
-from tests.conftest import free_port
 from tests.auth.conftest import CERTS_PATH, FakeGoogle, SigningKey, id_token_claims
+from tests.conftest import free_port
 
 USER = "alice@example.com"
 SERVICE_ACCOUNT = "deployer@team-project.iam.gserviceaccount.com"

@@ -249,9 +249,7 @@ async def test_google_outage_is_unavailable_when_enforced_and_allowed_otherwise(
     await make_authorizer(require_all=False).authorize(ALICE, SA, WORKFLOW)
 
 
-async def test_server_errors_are_retried(
-    fake: FakeGoogle, http: httpx.AsyncClient, clock: ManualClock
-) -> None:
+async def test_server_errors_are_retried(fake: FakeGoogle, http: httpx.AsyncClient, clock: ManualClock) -> None:
     fake.project_roles[PROJECT][ROLE] = ["user:alice@example.com"]
     fake.fail(f"{PROJECT}:getIamPolicy", 503, 502)
     patient = GoogleRestClient(http, retry_deadline=timedelta(seconds=30))

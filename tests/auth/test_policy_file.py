@@ -140,4 +140,3 @@ def test_invalid_policy_files_are_refused_with_the_reason(tmp_path: Path, conten
 def test_missing_policy_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError, match="Cannot read the authorization policy file"):
         load_policy(tmp_path / "absent.yaml")
-

@@ -72,16 +72,26 @@ def succeeded(trigger_id: str, execution_id: str) -> list[dict[str, Any]]:
 
 
 def command(
-    kind: CommandKind, target: str, written: dict[str, Any] | None = None, outcome: Outcome = Outcome.ACKED,
-    at: float = 0.0, answer: dict[str, Any] | None = None, status: int | None = 200,
+    kind: CommandKind,
+    target: str,
+    written: dict[str, Any] | None = None,
+    outcome: Outcome = Outcome.ACKED,
+    at: float = 0.0,
+    answer: dict[str, Any] | None = None,
+    status: int | None = 200,
 ) -> Command:
     return Command(kind, target, written or {}, outcome, status, at, answer or {})
 
 
 def final_state(**parts: Any) -> FinalState:
     values: dict[str, Any] = {
-        "workflows": {}, "resources": {}, "backfills": {}, "event_logs": {}, "active": [],
-        "converged": True, "convergence_seconds": 1.0,
+        "workflows": {},
+        "resources": {},
+        "backfills": {},
+        "event_logs": {},
+        "active": [],
+        "converged": True,
+        "convergence_seconds": 1.0,
     }
     values.update(parts)
     return FinalState(**values)
@@ -180,14 +190,24 @@ def test_a_lost_or_unfinished_acknowledged_trigger_is_a_violation() -> None:
 
 def test_one_submit_and_one_container_per_execution_id() -> None:
     logs = {f"{ADHOC}/1": succeeded("t1", "e1"), f"{ADHOC}/2": succeeded("t2", "e2")}
-    events = [container(1, "create", "e1"), container(2, "start", "e1"), container(3, "create", "e2"), container(4, "start", "e2")]
+    events = [
+        container(1, "create", "e1"),
+        container(2, "start", "e1"),
+        container(3, "create", "e2"),
+        container(4, "start", "e2"),
+    ]
     result = executions_started_once(events, logs)
     assert (result.checked, result.violations) == (2, [])
 
 
 def test_an_execution_id_submitted_twice_started_twice_or_unknown_to_the_logs_is_a_violation() -> None:
     logs = {f"{ADHOC}/1": [*succeeded("t1", "e1"), *run_once("e1", 0)]}
-    events = [container(1, "create", "e1"), container(2, "start", "e1"), container(5, "start", "e1"), container(6, "create", "stray")]
+    events = [
+        container(1, "create", "e1"),
+        container(2, "start", "e1"),
+        container(5, "start", "e1"),
+        container(6, "create", "stray"),
+    ]
     assert executions_started_once(events, logs).violations == [
         "e1: 2 submit events",
         "e1: container start 2 times",
@@ -200,7 +220,10 @@ def test_an_execution_id_submitted_twice_started_twice_or_unknown_to_the_logs_is
 
 def test_containers_of_a_limited_workflow_within_the_limit() -> None:
     events = [
-        container(1, "start", "a"), container(2, "start", "b"), container(3, "die", "a"), container(4, "start", "c"),
+        container(1, "start", "a"),
+        container(2, "start", "b"),
+        container(3, "die", "a"),
+        container(4, "start", "c"),
         container(4.5, "start", "x", workflow=ADHOC),  # other workflows do not count
     ]
     samples = [RunningSample(3.5, LIMITED, ("b",)), RunningSample(5, LIMITED, ("b", "c"))]
@@ -209,7 +232,12 @@ def test_containers_of_a_limited_workflow_within_the_limit() -> None:
 
 
 def test_a_third_running_container_of_a_concurrency_2_resource_is_a_violation() -> None:
-    events = [container(1, "start", "a"), container(2, "start", "b"), container(3, "start", "c"), container(4, "die", "a")]
+    events = [
+        container(1, "start", "a"),
+        container(2, "start", "b"),
+        container(3, "start", "c"),
+        container(4, "die", "a"),
+    ]
     samples = [RunningSample(3.5, LIMITED, ("a", "b", "c"))]
     assert resource_limits_hold(events, samples, RULES.resource_limits).violations == [
         "chaos/limited: 3 containers running at 3.000 (limit 2): ['a', 'b', 'c']",
@@ -238,7 +266,12 @@ def test_every_backfill_partition_triggered_once_and_all_triggered() -> None:
 
 def test_a_partition_triggered_twice_or_never_and_an_unfinished_backfill_are_violations() -> None:
     logs = {
-        f"{LIMITED}/2020-01-01T00": [backfill_trigger("bf-1"), event("success"), backfill_trigger("bf-1"), event("success")],
+        f"{LIMITED}/2020-01-01T00": [
+            backfill_trigger("bf-1"),
+            event("success"),
+            backfill_trigger("bf-1"),
+            event("success"),
+        ],
         f"{LIMITED}/2020-01-01T01": [backfill_trigger("another"), event("success")],
     }
     final = final_state(event_logs=logs, backfills={"bf-1": {"all_triggered": False}})
@@ -248,7 +281,9 @@ def test_a_partition_triggered_twice_or_never_and_an_unfinished_backfill_are_vio
         "backfill bf-1: partition 2020-01-01T00 triggered 2 times",
         "backfill bf-1: partition 2020-01-01T01 triggered 0 times",
     ]
-    assert backfills_complete([backfill_command([])], final_state()).violations == ["backfill bf-1: acknowledged, but gone"]
+    assert backfills_complete([backfill_command([])], final_state()).violations == [
+        "backfill bf-1: acknowledged, but gone"
+    ]
 
 
 # -- retry budgets -----------------------------------------------------------------------------------------
@@ -279,13 +314,20 @@ def test_a_retry_once_the_cost_budget_is_spent_is_a_violation_unless_a_manual_re
 def test_a_retry_past_the_retry_condition_or_after_exit_50_is_a_violation() -> None:
     logs = {"chaos/fails-condition/1": failing_run(3, exit_code=3), f"{FAILS}/2": failing_run(2, exit_code=50)}
     violations = retry_budgets_hold([], logs, RULES).violations
-    assert violations[0].startswith("chaos/fails-condition/1: retried after try 2 although its retry_condition is false")
+    assert violations[0].startswith(
+        "chaos/fails-condition/1: retried after try 2 although its retry_condition is false"
+    )
     assert violations[1] == "chaos/fails/2: retried after try 1 although exit 50"
     assert len(violations) == 2
 
 
 def test_run_errors_cost_like_failures_and_a_new_trigger_starts_a_new_budget() -> None:
-    run_error = [adhoc_trigger("t1"), event("dequeue"), event("submit", execution_id="e0"), event("runError", message="x")]
+    run_error = [
+        adhoc_trigger("t1"),
+        event("dequeue"),
+        event("submit", execution_id="e0"),
+        event("runError", message="x"),
+    ]
     log = [*failing_run(3), *run_error, event("retryAfter", delay_millis=0), *run_once("e9", 0), event("success")]
     assert retry_budgets_hold([], {f"{FAILS}/1": log}, RULES).violations == []
 
@@ -313,13 +355,20 @@ def test_only_a_queued_instance_with_a_reason_may_stay_active() -> None:
         convergence_seconds=300,
     )
     result = nothing_left_active(final)
-    assert result.violations == ["still active: chaos/adhoc/2 RUNNING: None", "still active: chaos/adhoc/3 QUEUED: None"]
+    assert result.violations == [
+        "still active: chaos/adhoc/2 RUNNING: None",
+        "still active: chaos/adhoc/3 QUEUED: None",
+    ]
     assert "did not converge within 300 s" in result.notes
     assert "Resource limit reached" in result.notes[0]
 
 
 def test_readyz_must_answer_within_the_bound_after_each_restart() -> None:
-    readiness = [Readiness("service start", 1.0, 20.0), Readiness("service restart", 2.0, None), Readiness("redis restart", 3.0, 61.0)]
+    readiness = [
+        Readiness("service start", 1.0, 20.0),
+        Readiness("service restart", 2.0, None),
+        Readiness("redis restart", 3.0, 61.0),
+    ]
     result = ready_after_restarts(readiness, 60.0)
     assert result.checked == 3
     assert result.violations == [
@@ -330,7 +379,10 @@ def test_readyz_must_answer_within_the_bound_after_each_restart() -> None:
 
 def test_a_natural_partition_triggered_twice_is_a_violation() -> None:
     natural = event("triggerExecution", trigger={"@type": "natural"})
-    logs = {"chaos/m/1": [natural, event("success")], "chaos/m/2": [natural, event("success"), natural, event("success")]}
+    logs = {
+        "chaos/m/1": [natural, event("success")],
+        "chaos/m/2": [natural, event("success"), natural, event("success")],
+    }
     result = natural_triggers_once(logs)
     assert (result.checked, result.violations) == (2, ["chaos/m/2: 2 natural triggers"])
 
@@ -372,13 +424,18 @@ def test_check_and_render_count_faults_commands_instances_containers_and_violati
     summary = summarize(history, good)
     assert (summary.acknowledged, summary.commands_sent, summary.instances, summary.containers) == (1, 2, 1, 1)
     table = render("chaos run: seed 1", summary, invariants)
-    assert "faults injected        2: actor_kill 1, redis_pause 1 (actors: shard-0 1); 2 more found nothing to hit" in table
+    assert (
+        "faults injected        2: actor_kill 1, redis_pause 1 (actors: shard-0 1); 2 more found nothing to hit"
+        in table
+    )
     assert "violations             0" in table
 
     lost = final_state(event_logs={})
     bad = check(history, lost, RULES)
     assert violation_count(bad) == 2  # the trigger is gone, and its container matches no submit
-    assert "VIOLATION chaos/adhoc/2021-01-01: no triggerExecution of acknowledged trigger t1" in render("x", summarize(history, lost), bad)
+    assert "VIOLATION chaos/adhoc/2021-01-01: no triggerExecution of acknowledged trigger t1" in render(
+        "x", summarize(history, lost), bad
+    )
 
 
 @pytest.mark.parametrize("count", [25])

@@ -28,7 +28,11 @@ def test_a_seed_fixes_both_plans_and_another_seed_changes_them() -> None:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_every_fault_kind_comes_once_before_any_comes_twice_within_the_window(seed: int) -> None:
-    kinds = [FaultKind.ACTOR_KILL, FaultKind.SERVICE_KILL, FaultKind.CONTAINER_KILL]  # an external Redis: no Redis faults
+    kinds = [
+        FaultKind.ACTOR_KILL,
+        FaultKind.SERVICE_KILL,
+        FaultKind.CONTAINER_KILL,
+    ]  # an external Redis: no Redis faults
     plan = plan_faults(seed, 10, 170, kinds, (8, 20))
     assert sorted(fault.kind for fault in plan[:3]) == sorted(kinds)
     assert all(10 < fault.at < 170 for fault in plan)

@@ -111,7 +111,10 @@ def test_structural_problems_name_the_document_and_field() -> None:
         "problem: document 2 (b): schedule: Field required; docker_args.0: Input should be a valid string\n" in message
     )
     assert message.endswith(f"\n{MINIMAL_EXAMPLE}")
-    assert "========================\nid: bar\nschedule: DAYS\ndocker_image: busybox\ndocker_args: [echo, bar]\n" in message
+    assert (
+        "========================\nid: bar\nschedule: DAYS\ndocker_image: busybox\ndocker_args: [echo, bar]\n"
+        in message
+    )
 
 
 def test_every_example_file_is_a_valid_set_of_workflows_of_the_test_image() -> None:

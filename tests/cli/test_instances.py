@@ -65,8 +65,10 @@ def test_trigger_runs_a_container_and_follow_ends_with_its_success(styx: Styx) -
     assert [line.split(" ")[1] for line in plain] == names  # a finished instance: follow prints and ends
 
     # Ad-hoc triggers work on disabled workflows, and the parameter is free to be re-run once finished.
-    assert styx.ok("t", "run", "hello", "2024-01-02", "--json").json().startswith(
-        "Triggered! Workflow instance run hello 2024-01-02.\n"
+    assert (
+        styx.ok("t", "run", "hello", "2024-01-02", "--json")
+        .json()
+        .startswith("Triggered! Workflow instance run hello 2024-01-02.\n")
     )
     plain_follow = styx.ok("--plain", "e", "run", "hello", "2024-01-02", "--follow").stdout.splitlines()
     assert plain_follow[-1].split(" ")[1] == "success"

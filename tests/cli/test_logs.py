@@ -28,8 +28,7 @@ COUNTING = (
     "docker_args: [sh, -c, 'for i in 1 2 3; do echo line $i; sleep 1; done']\n"
 )
 GREETING = (
-    f"id: greeting\nschedule: daily\ndocker_image: {IMAGE}\n"
-    "docker_args: [sh, -c, 'echo hello $STYX_PARAMETER ☃']\n"
+    f"id: greeting\nschedule: daily\ndocker_image: {IMAGE}\ndocker_args: [sh, -c, 'echo hello $STYX_PARAMETER ☃']\n"
 )
 
 

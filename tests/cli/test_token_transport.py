@@ -76,8 +76,12 @@ def _claims(jwt: str) -> dict[str, Any]:
 def _id_token(assertion: str) -> str:
     """An ID token for the audience google-auth asked for, signed by no one (only its claims are read here)."""
     asked = _claims(assertion)
-    claims = {"aud": asked["target_audience"], "email": asked["iss"], "iat": int(time.time()),
-              "exp": int(time.time()) + 3600}
+    claims = {
+        "aud": asked["target_audience"],
+        "email": asked["iss"],
+        "iat": int(time.time()),
+        "exp": int(time.time()) + 3600,
+    }
     return ".".join((_b64(b'{"alg":"RS256","typ":"JWT"}'), _b64(json.dumps(claims).encode()), _b64(b"unsigned")))
 
 
@@ -92,7 +96,10 @@ def _api_answer(method: str, headers: dict[str, str]) -> tuple[int, dict[str, An
 
 def _response(status: int, body: dict[str, Any]) -> bytes:
     data = json.dumps(body).encode()
-    head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + data
 
 
@@ -117,7 +124,7 @@ def _handler(network: Network) -> type[BaseHTTPRequestHandler]:
                 stream = tunnel.makefile("rb")
                 method, target, _ = stream.readline().decode().split(" ", 2)
                 headers: dict[str, str] = {}
-                while (line := stream.readline().decode().strip()):
+                while line := stream.readline().decode().strip():
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
                 stream.read(int(headers.get("content-length") or 0))
@@ -188,10 +195,19 @@ def key_file(tmp_path_factory: pytest.TempPathFactory, network: Network) -> Path
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path = tmp_path_factory.mktemp("credentials") / "deployer.json"
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "project", "private_key_id": "key-1", "private_key": pem.decode(),
-        "client_email": ACCOUNT, "client_id": "1", "token_uri": f"{network.url}/token",
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "project",
+                "private_key_id": "key-1",
+                "private_key": pem.decode(),
+                "client_email": ACCOUNT,
+                "client_id": "1",
+                "token_uri": f"{network.url}/token",
+            }
+        )
+    )
     return path
 
 
@@ -230,8 +246,9 @@ def test_plain_http_to_another_machine_carries_no_token_and_says_so(
 def test_a_change_refused_for_want_of_the_withheld_token_says_why(
     network: Network, key_file: Path, tmp_path: Path
 ) -> None:
-    result, request = styx(network, tmp_path, f"http://{REMOTE}:8080", "resource", "create", "r", "1",
-                           credentials=key_file)
+    result, request = styx(
+        network, tmp_path, f"http://{REMOTE}:8080", "resource", "create", "r", "1", credentials=key_file
+    )
 
     assert "authorization" not in request.headers
     assert result.code == ExitStatus.AUTH_ERROR
@@ -246,17 +263,16 @@ def test_without_credentials_plain_http_is_quiet(network: Network, tmp_path: Pat
 
 
 def test_https_carries_the_token(network: Network, key_file: Path, tmp_path: Path) -> None:
-    result, request = styx(network, tmp_path, f"https://{REMOTE}", "resource", "create", "r", "1", "--json",
-                           credentials=key_file)
+    result, request = styx(
+        network, tmp_path, f"https://{REMOTE}", "resource", "create", "r", "1", "--json", credentials=key_file
+    )
 
     assert (result.code, result.stderr) == (ExitStatus.SUCCESS, "")
     assert request.url == f"https://{REMOTE}/api/v3/resources"
     assert request.token_audience == f"https://{REMOTE}"
 
 
-def test_a_loopback_address_over_plain_http_carries_the_token(
-    network: Network, key_file: Path, tmp_path: Path
-) -> None:
+def test_a_loopback_address_over_plain_http_carries_the_token(network: Network, key_file: Path, tmp_path: Path) -> None:
     result, request = styx(network, tmp_path, network.url, "resource", "create", "r", "1", credentials=key_file)
 
     assert (result.code, result.stderr) == (ExitStatus.SUCCESS, "")
@@ -283,4 +299,3 @@ def test_a_loopback_address_over_plain_http_carries_the_token(
 )
 def test_which_hosts_a_token_may_travel_to(host: str, private: bool) -> None:
     assert token_stays_private(host) is private
-

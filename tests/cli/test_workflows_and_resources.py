@@ -137,7 +137,8 @@ def test_server_side_rejection_of_a_locally_valid_workflow(styx: Styx) -> None:
     result = styx("workflow", "create", "life", stdin=workflow)
     assert result.code == ExitStatus.API_ERROR
     assert result.stderr.startswith(
-        "API error: 400 Invalid workflow configuration: [running timeout is too big: PT72H, limit = PT48H] (Request ID: "
+        "API error: 400 Invalid workflow configuration: "
+        "[running timeout is too big: PT72H, limit = PT48H] (Request ID: "
     )
 
 

@@ -47,8 +47,11 @@ async def scenarios(system: RaySystem, args: argparse.Namespace) -> dict[str, ob
     backfill_workflow = await deploy(system, config("multi-backfill"), enabled=False)
     await system.commands.create_backfill(
         BackfillInput(
-            start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2020, 1, 1, 4, tzinfo=UTC),
-            component=backfill_workflow.component_id, workflow=backfill_workflow.id, concurrency=2,
+            start=datetime(2020, 1, 1, tzinfo=UTC),
+            end=datetime(2020, 1, 1, 4, tzinfo=UTC),
+            component=backfill_workflow.component_id,
+            workflow=backfill_workflow.id,
+            concurrency=2,
         )
     )
     await wait_state(system.store, instance(workflow_id, days[0]), State.RUNNING, timeout=120)
@@ -104,16 +107,24 @@ SCENARIOS = {"scenarios": scenarios, "capacity": capacity}
 
 async def main(args: argparse.Namespace) -> dict[str, object]:
     settings = scenario_settings(
-        Path(args.data_dir), store=args.store, ray_address=args.address, ray_namespace=args.namespace,
-        docker_installation_id=args.installation, shard_count=4, retry_base_delay=timedelta(seconds=1),
-        shard_resources={"styx_shard": 1}, runner_capacity=args.runner_capacity,
+        Path(args.data_dir),
+        store=args.store,
+        ray_address=args.address,
+        ray_namespace=args.namespace,
+        docker_installation_id=args.installation,
+        shard_count=4,
+        retry_base_delay=timedelta(seconds=1),
+        shard_resources={"styx_shard": 1},
+        runner_capacity=args.runner_capacity,
     )
     ray.init(address=args.address, namespace=args.namespace, log_to_driver=False)
     await wait_until(lambda: sum(node["Alive"] for node in ray.nodes()) >= args.nodes, 60, message="the nodes")
     system = await start_ray_system(settings)
     try:
         shard_nodes = {
-            role: await system.port(role).handle().node_id.remote() for role in system.roles if role.startswith("shard-")
+            role: await system.port(role).handle().node_id.remote()
+            for role in system.roles
+            if role.startswith("shard-")
         }
         result = await SCENARIOS[args.scenario](system, args)
         return {"shard_nodes": sorted(Counter(shard_nodes.values()).values()), **result}

@@ -53,7 +53,11 @@ class ContainersRunning:
         self._events = self._client.events(
             since=int(time.time()),
             decode=True,
-            filters={"type": "container", "event": ["start", "die"], "label": f"{LABEL_INSTALLATION}={installation_id}"},
+            filters={
+                "type": "container",
+                "event": ["start", "die"],
+                "label": f"{LABEL_INSTALLATION}={installation_id}",
+            },
         )
         self._lock = threading.Lock()
         self._running: set[str] = set()

@@ -42,12 +42,30 @@ def run_driver(
     installation = f"styx-test-{tag}"
     driver = subprocess.Popen(
         [
-            sys.executable, "-m", "tests.cluster.multinode_driver", "--address", cluster.address,
-            "--store", f"{redis_url}?prefix=multi-{tag}", "--namespace", f"multi-{tag}",
-            "--data-dir", str(tmp_path), "--script", script, "--installation", installation,
-            "--nodes", str(len(cluster.nodes)), *options,
+            sys.executable,
+            "-m",
+            "tests.cluster.multinode_driver",
+            "--address",
+            cluster.address,
+            "--store",
+            f"{redis_url}?prefix=multi-{tag}",
+            "--namespace",
+            f"multi-{tag}",
+            "--data-dir",
+            str(tmp_path),
+            "--script",
+            script,
+            "--installation",
+            installation,
+            "--nodes",
+            str(len(cluster.nodes)),
+            *options,
         ],
-        env=ray_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=ray_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert driver.stdout is not None
@@ -79,7 +97,9 @@ def test_executions_go_to_a_node_with_capacity_and_are_never_started_twice(
 ) -> None:
     # Every shard is on the head; one execution per node at a time, six at once: the head's runner fills,
     # and the others go to the worker node's runner or wait until one of the two has room.
-    result = run_driver(cluster, redis_url, tmp_path, "sleep 2", "--scenario", "capacity", "--instances", "6", "--runner-capacity", "1")
+    result = run_driver(
+        cluster, redis_url, tmp_path, "sleep 2", "--scenario", "capacity", "--instances", "6", "--runner-capacity", "1"
+    )
     assert result["shard_nodes"] == [4]
     assert set(result["last_events"].values()) == {"success"}, result
     assert set(result["submits"].values()) == {1}, result  # each instance started one execution
@@ -90,14 +110,18 @@ def test_executions_go_to_a_node_with_capacity_and_are_never_started_twice(
     assert len(per_runner) == 2 and min(per_runner) >= 1 and sum(per_runner) == 6, result  # the worker's runner too
 
 
-def test_killing_a_worker_raylet_mid_run_loses_no_instance(cluster: LocalCluster, redis_url: str, tmp_path: Path) -> None:
+def test_killing_a_worker_raylet_mid_run_loses_no_instance(
+    cluster: LocalCluster, redis_url: str, tmp_path: Path
+) -> None:
     result = run_driver(cluster, redis_url, tmp_path, "sleep 3", kill_worker=True)
     # Every instance reached its end state: success, possibly after a retry of an execution lost with the node.
     assert set(result["last_events"].values()) == {"success"}, result
     assert len(result["last_events"]) == 10
 
 
-def test_two_api_processes_serve_one_cluster_consistently(cluster: LocalCluster, redis_url: str, tmp_path: Path) -> None:
+def test_two_api_processes_serve_one_cluster_consistently(
+    cluster: LocalCluster, redis_url: str, tmp_path: Path
+) -> None:
     import httpx
 
     from tests.e2e.conftest import ServeProcess
@@ -113,7 +137,12 @@ def test_two_api_processes_serve_one_cluster_consistently(cluster: LocalCluster,
     try:
         first.start()
         second.start()
-        workflow = {"id": "shared", "schedule": "days", "docker_image": "styx-test/busybox:latest", "docker_args": ["true"]}
+        workflow = {
+            "id": "shared",
+            "schedule": "days",
+            "docker_image": "styx-test/busybox:latest",
+            "docker_args": ["true"],
+        }
         assert httpx.post(f"{first.url}/api/v3/workflows/two", json=workflow).status_code == 200
         assert httpx.get(f"{second.url}/api/v3/workflows/two/shared").json()["configuration"]["id"] == "shared"
         trigger = {"workflow_id": {"component_id": "two", "id": "shared"}, "parameter": "2020-01-01"}

@@ -53,12 +53,17 @@ async def test_a_backfill_completes_through_ray_actors(ray_system: RaySystem) ->
     workflow_id = await deploy(ray_system, config("ray-backfill"), enabled=False)
     backfill = await ray_system.commands.create_backfill(
         BackfillInput(
-            start=datetime(2020, 1, 1, tzinfo=UTC), end=datetime(2020, 1, 1, 6, tzinfo=UTC),
-            component=workflow_id.component_id, workflow=workflow_id.id, concurrency=2,
+            start=datetime(2020, 1, 1, tzinfo=UTC),
+            end=datetime(2020, 1, 1, 6, tzinfo=UTC),
+            component=workflow_id.component_id,
+            workflow=workflow_id.id,
+            concurrency=2,
         )
     )
     for hour in range(6):
-        assert (await wait_finished(ray_system.store, instance(workflow_id, f"2020-01-01T{hour:02d}"), 60))[-1] == "success"
+        assert (await wait_finished(ray_system.store, instance(workflow_id, f"2020-01-01T{hour:02d}"), 60))[
+            -1
+        ] == "success"
 
     async def all_triggered() -> bool:
         stored = await ray_system.store.get_backfill(backfill.id)

@@ -29,8 +29,14 @@ from tests.conftest import wait_for
 REPO = Path(__file__).resolve().parents[2]
 RAY_START_TIMEOUT_SECONDS = 120.0
 # Variables through which the driver could find another Ray, token or mode than the test's.
-RAY_VARIABLES = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", SINGLE_MACHINE_VARIABLE,
-                 "STYX_RAY_ADDRESS")
+RAY_VARIABLES = (
+    "RAY_ADDRESS",
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN",
+    "RAY_AUTH_TOKEN_PATH",
+    SINGLE_MACHINE_VARIABLE,
+    "STYX_RAY_ADDRESS",
+)
 A_TOKEN = "0123456789abcdef" * 4
 
 
@@ -93,7 +99,12 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
     environment["HOME"] = str(home)
     driver = subprocess.Popen(
         [sys.executable, "-m", "tests.cluster.local_ray_driver"],
-        cwd=REPO, env=environment, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=environment,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     ray = LocalRay(driver, {}, home)
     processes: list[psutil.Process] = []
@@ -116,8 +127,14 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
 
 def test_every_listening_socket_of_the_local_ray_is_on_loopback(local_ray: LocalRay) -> None:
     reported = {name: port for name, port in local_ray.report["ports"].items() if port > 0}
-    assert {"gcs", "node manager", "object manager", "metrics exporter", "dashboard agent (gRPC)",
-            "runtime env agent"} <= reported.keys()
+    assert {
+        "gcs",
+        "node manager",
+        "object manager",
+        "metrics exporter",
+        "dashboard agent (gRPC)",
+        "runtime env agent",
+    } <= reported.keys()
 
     def every_component_listens() -> list[Listening] | None:
         listening = local_ray.listening()

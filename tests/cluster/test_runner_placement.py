@@ -12,13 +12,9 @@ from datetime import timedelta
 import pytest
 import ray
 
-from cluster.ray_system import (
-    STOPPED_WHILE_WAITING,
-    PlacingRunner,
-    RayPort,
-    _host_options,
-    runner_role,
-)
+from cluster.ray_ports import RayPort, runner_role
+from cluster.ray_runners import STOPPED_WHILE_WAITING, PlacingRunner
+from cluster.ray_system import _host_options, start_node_runner
 from styx_actors.model import Trigger, WorkflowId, WorkflowInstance
 from styx_actors.runners.base import Pending, RunnerError, Running, RunSpec
 from styx_actors.settings import Settings
@@ -39,8 +35,14 @@ class TwoRunners:
         return RunSpec(
             execution_id=execution_id,
             instance=WorkflowInstance(workflow_id=WorkflowId(component_id="placement", id="w"), parameter=name),
-            image=TEST_IMAGE, args=("sh", "-c", "sleep 60"), env={}, termination_logging=False,
-            service_account=None, trigger=Trigger.adhoc("placement"), commit_sha=None, tries=0,
+            image=TEST_IMAGE,
+            args=("sh", "-c", "sleep 60"),
+            env={},
+            termination_logging=False,
+            service_account=None,
+            trigger=Trigger.adhoc("placement"),
+            commit_sha=None,
+            tries=0,
         )
 
 
@@ -48,9 +50,15 @@ class TwoRunners:
 async def two_runners(ray_settings: Settings) -> AsyncIterator[TwoRunners]:
     settings = ray_settings.model_copy(update={"runner_capacity": 1, "container_stop_timeout": timedelta(seconds=1)})
     own = runner_role(ray.get_runtime_context().get_node_id())
+    start_node_runner(settings)  # as a shard's host does before it builds its PlacingRunner
     other = _host_options("runner-other", settings, detached=False).remote("runner-other", settings.model_dump_json())
     await other.ping.remote()
-    runners = TwoRunners(settings, RayPort(own, settings.ray_namespace), RayPort("runner-other", settings.ray_namespace), uuid.uuid4().hex[:8])
+    runners = TwoRunners(
+        settings,
+        RayPort(own, settings.ray_namespace),
+        RayPort("runner-other", settings.ray_namespace),
+        uuid.uuid4().hex[:8],
+    )
     try:
         yield runners
     finally:
@@ -88,7 +96,9 @@ async def test_a_start_waits_while_every_runner_is_full_until_one_has_room_or_a_
     waiting = asyncio.create_task(placing.start(third))
     done, _ = await asyncio.wait({waiting}, timeout=2)
     assert not done  # both runners are full: it waits, starting nothing
-    assert sorted(await two_runners.own.running() + await two_runners.other.running()) == sorted([first.execution_id, second.execution_id])
+    assert sorted(await two_runners.own.running() + await two_runners.other.running()) == sorted(
+        [first.execution_id, second.execution_id]
+    )
     await placing.stop(first.execution_id)
     await asyncio.wait_for(waiting, 30)  # started once a runner had room
     assert await two_runners.own.running() == [third.execution_id]

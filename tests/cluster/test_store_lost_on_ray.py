@@ -20,11 +20,12 @@ from tests.integration.conftest import scenario_settings
 pytestmark = pytest.mark.redis
 
 
-
 @pytest.fixture
 async def ray_system(ray_runtime: None, volatile_redis: RedisServer, tmp_path: Path) -> AsyncIterator[RaySystem]:
     tag = uuid.uuid4().hex[:8]
-    settings = scenario_settings(tmp_path, store=f"{volatile_redis.url}?prefix=lost-{tag}", ray_namespace=f"styx-{tag}", runner="noop")
+    settings = scenario_settings(
+        tmp_path, store=f"{volatile_redis.url}?prefix=lost-{tag}", ray_namespace=f"styx-{tag}", runner="noop"
+    )
     await (await open_service_store(settings)).close()  # the service's startup: marks the store, remembers it
     system = await start_ray_system(settings)
     yield system

@@ -41,7 +41,15 @@ def dredd_executable() -> Path:
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed: dredd (npm package dredd@14) cannot be installed")
-    install = ["install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(DREDD_PREFIX), f"dredd@{DREDD_VERSION}"]
+    install = [
+        "install",
+        "--no-save",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        str(DREDD_PREFIX),
+        f"dredd@{DREDD_VERSION}",
+    ]
     subprocess.run(
         [npm, *install],
         check=True,
@@ -61,8 +69,18 @@ def test_the_api_passes_dredd_against_the_contract(tmp_path: Path, system: str, 
     try:
         with BackgroundService(settings) as service:
             result = subprocess.run(
-                [str(dredd), str(CONTRACT), f"{service.url}/api",
-                 "--hookfiles", str(HOOKS), "--language", "nodejs", "--loglevel", "warning", "--no-color"],
+                [
+                    str(dredd),
+                    str(CONTRACT),
+                    f"{service.url}/api",
+                    "--hookfiles",
+                    str(HOOKS),
+                    "--language",
+                    "nodejs",
+                    "--loglevel",
+                    "warning",
+                    "--no-color",
+                ],
                 env={**os.environ, "STYX_CONTRACT_API": f"{service.url}/api/v3", "STYX_CONTRACT_IMAGE": TEST_IMAGE},
                 capture_output=True,
                 text=True,

@@ -26,18 +26,14 @@ from tests.dashboard.conftest import (
 pytestmark = BROWSER_TESTS
 
 
-def test_workflows_page_lists_filters_and_searches(
-    page: Page, styx_url: str, styx_api: httpx.Client
-) -> None:
+def test_workflows_page_lists_filters_and_searches(page: Page, styx_url: str, styx_api: httpx.Client) -> None:
     create_workflow(styx_api, "reports", "daily-summary")
     create_workflow(styx_api, "ingest", "events", schedule="hours")
     styx_api.patch("/workflows/ingest/events/state", json={"enabled": True})
     refusals: list[str] = []
     page.on(
         "console",
-        lambda message: refusals.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: refusals.append(message.text) if "Content Security Policy" in message.text else None,
     )
     open_page(page, styx_url, "workflows")
     # Authentication is off on loopback: no token box.
@@ -67,33 +63,25 @@ def test_workflows_page_lists_filters_and_searches(
     assert refusals == []
 
 
-def test_enable_workflow_through_the_page(
-    page: Page, styx_url: str, styx_api: httpx.Client
-) -> None:
+def test_enable_workflow_through_the_page(page: Page, styx_url: str, styx_api: httpx.Client) -> None:
     create_workflow(styx_api, "reports", "to-enable")
     open_page(page, styx_url, "workflows/reports/to-enable")
     expect(page.locator("#workflow-enabled")).to_have_text("false")
     page.get_by_role("button", name="Enable").click()
     expect(page.locator("#workflow-enabled")).to_have_text("true")
-    assert (
-        styx_api.get("/workflows/reports/to-enable/state").json()["enabled"] == "true"
-    )
+    assert styx_api.get("/workflows/reports/to-enable/state").json()["enabled"] == "true"
     # The redrawn button keeps the keyboard focus and now disables.
     expect(page.get_by_role("button", name="Disable")).to_be_focused()
 
 
-def test_trigger_instance_from_the_page_until_done(
-    page: Page, styx_url: str, styx_api: httpx.Client
-) -> None:
+def test_trigger_instance_from_the_page_until_done(page: Page, styx_url: str, styx_api: httpx.Client) -> None:
     create_workflow(styx_api, "reports", "triggered")
     parameter = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d")
     open_page(page, styx_url, "workflows/reports/triggered")
     page.fill("#trigger-parameter", parameter)
     page.fill("#trigger-env", "GREETING=hi")
     page.get_by_role("button", name="Trigger").click()
-    expect(page.locator("main .ok")).to_contain_text(
-        re.compile(r"Triggered ad-hoc-cli-\d+-\d+")
-    )
+    expect(page.locator("main .ok")).to_contain_text(re.compile(r"Triggered ad-hoc-cli-\d+-\d+"))
 
     # The grid shows the instance at once (the page reads it again after the trigger), and it turns DONE
     # without a reload.
@@ -102,17 +90,13 @@ def test_trigger_instance_from_the_page_until_done(
     expect(cell).to_have_attribute("data-state", "DONE", timeout=UNTIL_DONE_MS)
 
     page.click("#triggered-instance")
-    expect(page.locator("#instance-current")).to_have_text(
-        "Finished: DONE", timeout=UNTIL_DONE_MS
-    )
+    expect(page.locator("#instance-current")).to_have_text("Finished: DONE", timeout=UNTIL_DONE_MS)
     expect(page.locator("#instance-triggers")).to_contain_text("SUCCESS")
     expect(page.locator("#instance-events")).to_contain_text("triggerExecution")
     expect(page.locator("#instance-events")).to_contain_text("success")
     expect(page.locator("#instance-halt")).to_be_disabled()
     # The only execution's output, open by default (`echo hello`).
-    expect(page.locator("#execution-outputs details[open] pre.output")).to_have_text(
-        "hello\n", timeout=UNTIL_DONE_MS
-    )
+    expect(page.locator("#execution-outputs details[open] pre.output")).to_have_text("hello\n", timeout=UNTIL_DONE_MS)
     history = styx_api.get(f"/workflows/reports/triggered/instances/{parameter}").json()
     assert history["triggers"][0]["parameters"] == {"env": {"GREETING": "hi"}}
 
@@ -120,13 +104,8 @@ def test_trigger_instance_from_the_page_until_done(
 def test_backfill_from_the_page_with_live_states_resources_and_halt(
     page: Page, styx_url: str, styx_api: httpx.Client
 ) -> None:
-    assert (
-        styx_api.post("/resources", json={"id": "slots", "concurrency": 2}).status_code
-        == 200
-    )
-    create_workflow(
-        styx_api, "ingest", "slow", docker_args=["sleep", "60"], resources=["slots"]
-    )
+    assert styx_api.post("/resources", json={"id": "slots", "concurrency": 2}).status_code == 200
+    create_workflow(styx_api, "ingest", "slow", docker_args=["sleep", "60"], resources=["slots"])
     open_page(page, styx_url, "workflows/ingest/slow")
     page.fill("#backfill-start", "2026-10-01T00:00:00Z")
     page.fill("#backfill-end", "2026-10-06T00:00:00Z")
@@ -140,9 +119,7 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     partitions = page.locator("#backfill-partitions tbody tr")
     expect(partitions).to_have_count(5)
     expect(partitions.first).to_contain_text("RUNNING", timeout=UNTIL_DONE_MS)
-    expect(page.locator(".progress-label")).to_have_text(
-        "0 done, 1 running, 0 failed, 4 waiting"
-    )
+    expect(page.locator(".progress-label")).to_have_text("0 done, 1 running, 0 failed, 4 waiting")
 
     page.fill("#backfill-edit-concurrency", "2")
     page.get_by_role("button", name="Save concurrency").click()
@@ -153,15 +130,11 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     expect(page.locator("#state-counts")).to_contain_text("RUNNING")
     expect(page.locator("main tbody")).to_contain_text("ingest/slow/2026-10-01")
     page.fill("#active-search", "no-such-instance")
-    expect(page.locator("main tbody tr")).to_have_text(
-        "No active instance matches the filter."
-    )
+    expect(page.locator("main tbody tr")).to_have_text("No active instance matches the filter.")
     page.fill("#active-search", "slow")
 
     page.get_by_role("button", name="RUNNING").click()
-    expect(page.get_by_role("button", name="RUNNING")).to_have_attribute(
-        "aria-pressed", "true"
-    )
+    expect(page.get_by_role("button", name="RUNNING")).to_have_attribute("aria-pressed", "true")
     screenshot(page, "active-states")
 
     # A second tab keeps the resources page open: it must follow the halt below by polling alone.
@@ -177,9 +150,7 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     open_page(page, styx_url, f"backfills/{backfill_id}")
     page.get_by_role("button", name="Halt backfill").click()
     expect(page.locator("#backfill-status")).to_have_text("halted")
-    assert (
-        styx_api.get(f"/backfills/{backfill_id}").json()["backfill"]["halted"] is True
-    )
+    assert styx_api.get(f"/backfills/{backfill_id}").json()["backfill"]["halted"] is True
     # A halted backfill has nothing left to halt or to pace.
     expect(page.locator("#backfill-halt")).to_be_hidden()
     expect(page.locator("#backfill-edit-concurrency")).to_be_hidden()
@@ -192,28 +163,20 @@ def test_backfill_from_the_page_with_live_states_resources_and_halt(
     expect(row.locator(".backfill-status")).to_have_text("halted")
     expect(row).to_contain_text("from the dashboard")
     # The halted instances end in ERROR: counted as failed, none running, the untriggered rest waiting.
-    expect(row.locator(".progress-label")).to_contain_text(
-        re.compile(r"0 done, 0 running, [12] failed, [34] waiting")
-    )
+    expect(row.locator(".progress-label")).to_contain_text(re.compile(r"0 done, 0 running, [12] failed, [34] waiting"))
     screenshot(page, "backfills")
 
 
-def test_api_errors_and_unknown_pages_are_shown(
-    page: Page, styx_url: str, styx_api: httpx.Client
-) -> None:
+def test_api_errors_and_unknown_pages_are_shown(page: Page, styx_url: str, styx_api: httpx.Client) -> None:
     open_page(page, styx_url, "workflows/nope/missing")
-    expect(page.get_by_role("alert").filter(has_text="Error 404")).to_have_text(
-        "Error 404: Workflow does not exist"
-    )
+    expect(page.get_by_role("alert").filter(has_text="Error 404")).to_have_text("Error 404: Workflow does not exist")
     screenshot(page, "error")
 
     create_workflow(styx_api, "reports", "refusals")
     open_page(page, styx_url, "workflows/reports/refusals")
     page.fill("#trigger-parameter", "not-a-date")
     page.get_by_role("button", name="Trigger").click()
-    expect(page.locator("main .error")).to_contain_text(
-        "Error 400: Cannot parse time parameter"
-    )
+    expect(page.locator("main .error")).to_contain_text("Error 400: Cannot parse time parameter")
 
     open_page(page, styx_url, "backfills/backfill-unknown")
     expect(page.locator("main .error")).to_have_text("Error 404: backfill not found")
@@ -243,9 +206,7 @@ def guarded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def test_changes_need_the_pasted_token_when_authentication_is_on(
-    page: Page, guarded_url: str
-) -> None:
+def test_changes_need_the_pasted_token_when_authentication_is_on(page: Page, guarded_url: str) -> None:
     with httpx.Client(
         base_url=f"{guarded_url}/api/v3",
         headers={"Authorization": f"Bearer {OneTokenAuthentication.TOKEN}"},
@@ -254,9 +215,7 @@ def test_changes_need_the_pasted_token_when_authentication_is_on(
     authorizations: list[tuple[str, str | None]] = []
     page.on(
         "request",
-        lambda request: authorizations.append(
-            (request.method, request.headers.get("authorization"))
-        ),
+        lambda request: authorizations.append((request.method, request.headers.get("authorization"))),
     )
     open_page(page, guarded_url, "workflows/secure/guarded")
     expect(page.locator("#token-form")).to_be_visible()
@@ -269,9 +228,7 @@ def test_changes_need_the_pasted_token_when_authentication_is_on(
     page.fill("#token-input", "forged")
     page.get_by_role("button", name="Save token").click()
     toggle.click()
-    expect(page.get_by_role("alert").filter(has_text="401")).to_contain_text(
-        "Authorization token is invalid"
-    )
+    expect(page.get_by_role("alert").filter(has_text="401")).to_contain_text("Authorization token is invalid")
     expect(page.locator("#workflow-enabled")).to_have_text("false")
 
     page.fill("#token-input", OneTokenAuthentication.TOKEN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import free_port, wait_for
@@ -55,10 +57,16 @@ class ServeProcess:
             return False
 
     def kill(self) -> None:
-        """SIGKILL the service and everything it started (its local Ray included), as a crash would."""
+        """SIGKILL the service and everything it started (its local Ray included), as a crash would. Ray's
+        workers run in process groups of their own: they are found as descendants before the kill."""
         if self.process is not None:
+            descendants = psutil.Process(self.process.pid).children(recursive=True)
             os.killpg(self.process.pid, signal.SIGKILL)
+            for child in descendants:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
             self.process.wait(timeout=30)
+            psutil.wait_procs(descendants, timeout=30)
             self.process = None
 
     def stop(self) -> None:

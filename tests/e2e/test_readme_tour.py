@@ -40,6 +40,8 @@ def test_the_readme_tour_works_verbatim(tmp_path: Path) -> None:
             assert result.returncode == 0, (command, result.stdout, result.stderr)
             if command.startswith("styx events demo hello"):
                 assert "success" in result.stdout
+            if command.startswith("styx logs demo hello"):
+                assert "hello 2024-01-01" in result.stdout
         partitions = httpx.get(f"{serve.url}/api/v3/backfills", params={"showAll": "true", "status": "true"}).json()
         states = [s["state"] for s in partitions["backfills"][0]["statuses"]["active_states"]]
         assert states == ["DONE"] * 6

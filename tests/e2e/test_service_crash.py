@@ -25,12 +25,22 @@ def events_of(client: httpx.Client, parameter: str) -> list[str]:
 def test_killed_mid_backfill_every_partition_runs_exactly_once(serve: ServeProcess) -> None:
     serve.start()
     with httpx.Client(base_url=serve.url, timeout=30) as client:
-        workflow = {"id": "nightly", "schedule": "hours", "docker_image": TEST_IMAGE, "docker_args": ["sh", "-c", "sleep 1"]}
+        workflow = {
+            "id": "nightly",
+            "schedule": "hours",
+            "docker_image": TEST_IMAGE,
+            "docker_args": ["sh", "-c", "sleep 1"],
+        }
         assert client.post(f"{API}/workflows/crash", json=workflow).status_code == 200
         backfill = client.post(
             f"{API}/backfills",
-            json={"start": "2020-01-01T00:00:00Z", "end": "2020-01-01T08:00:00Z", "component": "crash",
-                  "workflow": "nightly", "concurrency": 3},
+            json={
+                "start": "2020-01-01T00:00:00Z",
+                "end": "2020-01-01T08:00:00Z",
+                "component": "crash",
+                "workflow": "nightly",
+                "concurrency": 3,
+            },
         )
         assert backfill.status_code == 200, backfill.text
         backfill_id = backfill.json()["id"]
@@ -41,6 +51,7 @@ def test_killed_mid_backfill_every_partition_runs_exactly_once(serve: ServeProce
     serve.start()
 
     with httpx.Client(base_url=serve.url, timeout=30) as client:
+
         def all_done() -> bool:
             return all(events_of(client, hour)[-1:] == ["success"] for hour in HOURS)
 

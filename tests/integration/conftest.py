@@ -60,9 +60,7 @@ SystemFactory = Callable[..., "LocalActorSystem"]
 
 
 @pytest.fixture
-async def start_system(
-    store: Store, tmp_path: Path, clock: ManualClock
-) -> AsyncIterator[Callable[..., object]]:
+async def start_system(store: Store, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Callable[..., object]]:
     """Start (and later stop) actor systems over the test's store with a real Docker runner."""
     started: list[tuple[LocalActorSystem, DockerRunner]] = []
 

@@ -32,7 +32,7 @@ from styx_actors.runners.base import (
     ExecutionStatus,
     Exited,
     Failed,
-    NotFound,
+    NoContainer,
     RunnerError,
     Running,
     RunSpec,
@@ -504,9 +504,7 @@ async def test_unwritable_data_dir_is_a_runner_error(settings: Settings, tmp_pat
 
 
 @pytest.mark.parametrize("via", ["settings", "DOCKER_HOST"])
-async def test_unreachable_engine_is_a_runner_error(
-    via: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_unreachable_engine_is_a_runner_error(via: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     socket = f"unix://{tmp_path}/no-engine.sock"
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     if via == "DOCKER_HOST":
@@ -565,7 +563,7 @@ async def test_a_foreign_installation_container_is_invisible(runner: DockerRunne
     spec = spec_for(["true"])
     try:
         await run_to_exit(runner, spec)
-        assert await other.status(spec.execution_id) == NotFound()
+        assert await other.status(spec.execution_id) == NoContainer()
         assert await other.owned_executions() == {}
         with pytest.raises(RunnerError, match="does not own"):
             await other.start(spec)
@@ -578,7 +576,7 @@ async def test_a_foreign_installation_container_is_invisible(runner: DockerRunne
 async def test_logs_of_a_missing_container(runner: DockerRunner) -> None:
     with pytest.raises(RunnerError, match="No container for execution styx-run-gone"):
         await runner.logs("styx-run-gone")
-    assert await runner.status("styx-run-gone") == NotFound()
+    assert await runner.status("styx-run-gone") == NoContainer()
 
 
 # -- watching and re-attaching ------------------------------------------------------------------------------
@@ -615,7 +613,7 @@ async def test_restarted_runner_reattaches_and_reports_each_exit_once(
     specs = {3: job(3), 4: job(4)}
     await asyncio.gather(*(runner.start(spec) for spec in specs.values()))
     for spec in specs.values():
-        await eventually(lambda: runner.logs(spec.execution_id), lambda out: "ready" in out)
+        await eventually(lambda spec=spec: runner.logs(spec.execution_id), lambda out: "ready" in out)
     await runner.close()
 
     restarted = DockerRunner(settings)
@@ -626,7 +624,7 @@ async def test_restarted_runner_reattaches_and_reports_each_exit_once(
         for spec in specs.values():
             engine.kill(spec.execution_id, signal="TERM")
         for spec in specs.values():
-            await eventually(lambda: recorder.exits(spec.execution_id), bool)
+            await eventually(lambda spec=spec: recorder.exits(spec.execution_id), bool)
 
         # A later execution's exit arrives after any duplicate of the earlier ones would have.
         last = spec_for(["true"])

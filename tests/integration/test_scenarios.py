@@ -87,7 +87,13 @@ async def test_custom_cron_triggers_in_order(start_system, store: Store, clock: 
     assert await system.scheduler.tick() == 1
     first = instance(workflow_id, "2016-03-14T12:45:00Z")
     assert await wait_finished(store, first) == [
-        "triggerExecution", "dequeue", "submit", "submitted", "started", "terminate", "success",
+        "triggerExecution",
+        "dequeue",
+        "submit",
+        "submitted",
+        "started",
+        "terminate",
+        "success",
     ]
     assert await system.scheduler.tick() == 1
     assert await store.latest_event_counter(instance(workflow_id, "2016-03-14T15:15:00Z")) >= 0
@@ -130,13 +136,19 @@ async def test_backfill_within_resource_limit_and_to_completion_with_env(
 ) -> None:
     system = await start_system()
     await system.commands.save_resource(Resource(id="r1", concurrency=2))
-    check_env = 'test "$FOO" = foo && test "$BAR" = overridden-bar && test "$BAZ" = baz && test "$STYX_TRIGGER_TYPE" = backfill'
+    check_env = (
+        'test "$FOO" = foo && test "$BAR" = overridden-bar && test "$BAZ" = baz && test "$STYX_TRIGGER_TYPE" = backfill'
+    )
     workflow_id = await deploy(
         system, config("bf", script=check_env, resources=["r1"], env={"FOO": "foo", "BAR": "bar"}), enabled=False
     )
     backfill = await system.commands.create_backfill(
         BackfillInput(
-            start=at(0, day=1), end=at(4, day=1), component=COMPONENT, workflow="bf", concurrency=3,
+            start=at(0, day=1),
+            end=at(4, day=1),
+            component=COMPONENT,
+            workflow="bf",
+            concurrency=3,
             trigger_parameters=TriggerParameters(env={"BAR": "overridden-bar", "BAZ": "baz"}),
         )
     )
@@ -240,14 +252,12 @@ async def test_halt_kills_a_running_container(start_system, store: Store) -> Non
 
     async def container_gone() -> bool:
         status = await runner.status(execution_id)
-        return type(status).__name__ in ("NotFound", "Exited")
+        return type(status).__name__ in ("NoContainer", "Exited")
 
     await wait_until(container_gone, 30, message="the halted container to stop")
 
 
-async def test_restored_states_keep_their_timestamps_and_resume(
-    start_system, store: Store, clock: ManualClock
-) -> None:
+async def test_restored_states_keep_their_timestamps_and_resume(start_system, store: Store, clock: ManualClock) -> None:
     system = await start_system()
     await system.commands.save_resource(Resource(id="closed", concurrency=0))
     workflow_id = await deploy(system, config("restore", script="exit 0", resources=["closed"]), enabled=False)

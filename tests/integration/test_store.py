@@ -400,9 +400,7 @@ async def test_concurrent_writers_have_exactly_one_winner_per_counter(
         # One more writer sends a competitor for every instance in a single batch.
         batch = [step(wfi, counter, note="batch writer") for wfi in instances]
         rng.shuffle(attempts)
-        batch_results, *single_results = await asyncio.gather(
-            store.commit(batch), *(commit for _, commit in attempts)
-        )
+        batch_results, *single_results = await asyncio.gather(store.commit(batch), *(commit for _, commit in attempts))
         outcomes = list(zip(batch, batch_results, strict=True))
         outcomes += [(t, written) for (t, _), (written,) in zip(attempts, single_results, strict=True)]
         for wfi in instances:
@@ -479,8 +477,10 @@ async def test_active_states_filters_and_order(store: Store) -> None:
     await store.commit([step(instance("1", "a", "w2"), 1, State.DONE)])
 
     def key_of(states: list[RunState]) -> list[tuple[str, str, str]]:
-        return [(s.workflow_instance.component_id, s.workflow_instance.workflow_id.id, s.workflow_instance.parameter)
-                for s in states]
+        return [
+            (s.workflow_instance.component_id, s.workflow_instance.workflow_id.id, s.workflow_instance.parameter)
+            for s in states
+        ]
 
     everything = await store.active_states()
     assert key_of(everything) == [("a", "w", "1"), ("a", "w", "2"), ("b", "a", "9"), ("b", "w", "1")]

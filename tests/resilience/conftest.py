@@ -15,6 +15,7 @@ def system() -> str:
     the same faults on Ray are in tests/cluster and tests/e2e."""
     return "local"
 
+
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 

@@ -243,7 +243,15 @@ async def test_an_engine_stopped_and_started_again_never_runs_an_execution_twice
 
     run_error = ["submit", "runError", "retryAfter", "dequeue"]
     assert await event_names(service.store, late) == [
-        "triggerExecution", "dequeue", *run_error, *run_error, "submit", "submitted", "started", "terminate", "success"
+        "triggerExecution",
+        "dequeue",
+        *run_error,
+        *run_error,
+        "submit",
+        "submitted",
+        "started",
+        "terminate",
+        "success",
     ]
     for wfi in held_instances:
         if engine.live_restore:

@@ -84,7 +84,9 @@ async def test_a_hung_start_blocks_neither_halt_nor_other_instances_and_becomes_
         config = WorkflowConfiguration(id="job", schedule="hours", docker_image=TEST_IMAGE, docker_args=["true"])
         workflow = await system.commands.save_workflow(COMPONENT, config)
         await system.commands.patch_workflow_state(workflow.id, WorkflowStatePatch(enabled=True))
-        halted, retried = (WorkflowInstance(workflow_id=workflow.id, parameter=p) for p in ("2016-03-14T10", "2016-03-14T11"))
+        halted, retried = (
+            WorkflowInstance(workflow_id=workflow.id, parameter=p) for p in ("2016-03-14T10", "2016-03-14T11")
+        )
         for wfi in (halted, retried):
             await system.commands.trigger(TriggerRequest(workflow_id=workflow.id, parameter=wfi.parameter))
 

@@ -100,7 +100,9 @@ async def test_parked_instances_and_hammering_keep_memory_bounded_and_health_ans
     assert rss_bytes() - rss_hammered < MAX_RSS_GROWTH_WHILE_HAMMERED
     assert await api.service.system.active_count() == PARKED_INSTANCES
 
-    oversized = await api.client.post(f"{API}/resources", content=b"x" * (api.service.services.settings.max_body_bytes + 1))
+    oversized = await api.client.post(
+        f"{API}/resources", content=b"x" * (api.service.services.settings.max_body_bytes + 1)
+    )
     assert oversized.status_code == 413
     assert oversized.json()["message"].startswith("Request body too large")
     instance = WorkflowInstance.of(COMPONENT, WORKFLOW, partition(0))

@@ -36,11 +36,14 @@ PARTITIONS = ["2016-03-14T10", "2016-03-14T11", "2016-03-14T12", "2016-03-14T13"
 JOB_SCRIPT = "sleep 2; exit 0"
 
 
-
 @pytest.fixture
 async def service(redis_with_aof: RedisServer, tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
     settings = scenario_settings(
-        tmp_path, actor_system="local", runner="docker", trigger_tick_interval=timedelta(hours=1), backfill_tick_interval=timedelta(hours=1)
+        tmp_path,
+        actor_system="local",
+        runner="docker",
+        trigger_tick_interval=timedelta(hours=1),
+        backfill_tick_interval=timedelta(hours=1),
     )
     store = RedisStore(redis_with_aof.url, prefix=f"outage-{uuid.uuid4().hex}")
     await store.open()
@@ -66,7 +69,9 @@ async def test_instances_survive_a_redis_outage_and_the_api_answers_503_meanwhil
     commands, store = service.system.commands, service.services.store
     workflow = await commands.save_workflow(
         COMPONENT,
-        WorkflowConfiguration(id="job", schedule="hours", docker_image=TEST_IMAGE, docker_args=["sh", "-c", JOB_SCRIPT]),
+        WorkflowConfiguration(
+            id="job", schedule="hours", docker_image=TEST_IMAGE, docker_args=["sh", "-c", JOB_SCRIPT]
+        ),
     )
     await commands.patch_workflow_state(workflow.id, WorkflowStatePatch(enabled=True))
     instances = [WorkflowInstance(workflow_id=workflow.id, parameter=p) for p in PARTITIONS]

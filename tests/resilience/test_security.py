@@ -38,7 +38,9 @@ async def test_credentials_and_workflow_env_values_never_reach_the_logs(
 
     logged = [r.getMessage() for r in caplog.records if r.name.startswith(SERVICE_LOGGERS)]
     audit = [r.getMessage() for r in caplog.records if r.name == "styx_actors.audit"]
-    assert any('"authorization":"<hidden>"' in line and '\\"PASSWORD\\":\\"<hidden>\\"' in line for line in audit), audit
+    assert any('"authorization":"<hidden>"' in line and '\\"PASSWORD\\":\\"<hidden>\\"' in line for line in audit), (
+        audit
+    )
     assert not [line for line in logged if SECRET in line or TOKEN.split()[1] in line]
 
 

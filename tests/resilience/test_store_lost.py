@@ -28,7 +28,6 @@ pytestmark = pytest.mark.redis
 COMPONENT = "styx-lost"
 
 
-
 def restart_empty(server: RedisServer) -> None:
     server.stop()
     server.start()

@@ -1,5 +1,6 @@
 """The broker actor's recovery on a real event loop: held acquire calls, asked hosts, the report timeout and its
-log lines (the logic itself: tests/unit/test_resources.py; on Ray with a SIGKILL: tests/cluster/test_broker_restart.py)."""
+log lines (the logic itself: tests/unit/test_resources.py; on Ray with a SIGKILL:
+tests/cluster/test_broker_restart.py)."""
 
 from __future__ import annotations
 

@@ -76,9 +76,10 @@ def test_valid_images(image: str) -> None:
         ("foo:bar@:123", ['Illegal digest: ":123"']),
         ("foo:4711/baz:bar@sha256:", ['Illegal digest: "sha256:"']),
         (f"foo@sha256:{SHA.upper()}", [f'Illegal digest: "sha256:{SHA.upper()}"']),
-        ("gcr.io/foo-bar/baz-quux@sha256:de253bbb8bb165d7f69ad2204e9d362c8005ce15", [
-            'Illegal digest: "sha256:de253bbb8bb165d7f69ad2204e9d362c8005ce15"'
-        ]),
+        (
+            "gcr.io/foo-bar/baz-quux@sha256:de253bbb8bb165d7f69ad2204e9d362c8005ce15",
+            ['Illegal digest: "sha256:de253bbb8bb165d7f69ad2204e9d362c8005ce15"'],
+        ),
         ("1.2.3.4.:4711/namespace/repo", ['Invalid domain name: "1.2.3.4."']),
         (" reg.istry:4711/repo", ['Invalid domain name: " reg.istry"']),
         ("reg..istry/namespace/baz:foo", ['Invalid domain name: "reg..istry"']),
@@ -87,9 +88,10 @@ def test_valid_images(image: str) -> None:
         ("foo:345345345/namespace/baz:bar", ['Invalid port in endpoint: "foo:345345345"']),
         ("foo:-17/namespace/baz", ['Invalid port in endpoint: "foo:-17"']),
         ("reg.istry:65536/repo", ['Invalid port in endpoint: "reg.istry:65536"']),
-        ("reg.istry:4711/namespace /repo", [
-            f'Invalid image name (reg.istry:4711/namespace /repo), {NAME_RULE} (failed on "namespace ")'
-        ]),
+        (
+            "reg.istry:4711/namespace /repo",
+            [f'Invalid image name (reg.istry:4711/namespace /repo), {NAME_RULE} (failed on "namespace ")'],
+        ),
         ("x:" + "t" * 129, [f'Illegal tag: "{"t" * 129}", must match [\\w][\\w.-]{{0,127}}']),
         ("x:.tag", ['Illegal tag: ".tag", must match [\\w][\\w.-]{0,127}']),
         ("x:tág", ['Illegal tag: "tág", must match [\\w][\\w.-]{0,127}']),  # \w is ASCII, as in Java
@@ -208,8 +210,10 @@ def test_a_long_malformed_component_is_checked_in_linear_time() -> None:
 @given(
     image=st.one_of(
         st.text(max_size=60),
-        st.lists(st.sampled_from(["a", "B", "0", ".", "_", "-", "/", ":", "@", "sha256", "localhost", "5000", "://"]),
-                 max_size=15).map("".join),
+        st.lists(
+            st.sampled_from(["a", "B", "0", ".", "_", "-", "/", ":", "@", "sha256", "localhost", "5000", "://"]),
+            max_size=15,
+        ).map("".join),
     )
 )
 def test_any_text_is_validated_without_raising(image: str) -> None:

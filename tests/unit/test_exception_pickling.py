@@ -21,8 +21,8 @@ from styx_actors.cli.errors import (
     ApiError,
     ArgumentError,
     AuthError,
-    CliError,
     ClientError,
+    CliError,
     InputError,
     UnknownError,
 )

@@ -23,8 +23,8 @@ from styx_actors.events import (
     Submitted,
     Success,
     Terminate,
-    TimeTrigger,
     Timeout,
+    TimeTrigger,
     TriggerExecution,
     event_to_json_text,
 )

@@ -20,9 +20,7 @@ POLICY = RetryPolicy()
 
 def run_state(state: State = State.TERMINATED, **data: object) -> RunState:
     defaults: dict[str, object] = {"tries": 1, "consecutive_failures": 1, "retry_cost": 1.0, "last_exit": 1}
-    return RunState(
-        workflow_instance=INSTANCE, state=state, timestamp=0, data=StateData(**{**defaults, **data})
-    )
+    return RunState(workflow_instance=INSTANCE, state=state, timestamp=0, data=StateData(**{**defaults, **data}))
 
 
 def decide(state: RunState, retry_condition: str | None = None) -> events.Event:

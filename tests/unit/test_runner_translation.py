@@ -24,7 +24,7 @@ from styx_actors.runners.base import (
     ExecutionStatus,
     Exited,
     Failed,
-    NotFound,
+    NoContainer,
     Pending,
     RunnerError,
     Running,
@@ -171,7 +171,7 @@ def test_latest_is_added_only_when_no_tag_or_digest(image: str, reference: str) 
 def test_invalid_image_reference_is_refused() -> None:
     spec = build_run_spec(submitting_state(ExecutionDescription(docker_image="Not::An/Image")), "production")
     with pytest.raises(InvalidImageReference):
-        spec.image_reference
+        _ = spec.image_reference
 
 
 @pytest.mark.parametrize(
@@ -226,7 +226,7 @@ def test_termination_exit_code(container: int | None, logging: bool, message: st
 # -- progress_events (Styx's pod event translator) ---------------------------------------------------------
 
 STATUSES: list[ExecutionStatus] = [
-    NotFound(),
+    NoContainer(),
     Pending(),
     Running(),
     Exited(0),
@@ -289,7 +289,7 @@ async def test_noop_runner_reports_exit_zero_once_to_watchers() -> None:
     runner.watch(lambda execution_id, status: seen.append((execution_id, status)))
     spec = build_run_spec(submitting_state(), "production")
 
-    assert await runner.status(spec.execution_id) == NotFound()
+    assert await runner.status(spec.execution_id) == NoContainer()
     await runner.start(spec)
     await runner.start(spec)  # idempotent
     await asyncio.sleep(0)  # listeners run on the loop, after start() returned
@@ -304,7 +304,7 @@ async def test_noop_runner_reports_exit_zero_once_to_watchers() -> None:
     await runner.cleanup(wanted_execution_ids={"styx-run-1234"})
     assert await runner.status(spec.execution_id) == Exited(0)
     await runner.cleanup(wanted_execution_ids=set())
-    assert await runner.status(spec.execution_id) == NotFound()
+    assert await runner.status(spec.execution_id) == NoContainer()
     with pytest.raises(RunnerError, match="No container for execution styx-run-1234"):
         await runner.logs(spec.execution_id)
     await runner.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,7 +26,7 @@ from styx_actors.schedule import (
     to_parameter,
 )
 
-UTC = timezone.utc
+UTC = UTC
 HOURS = Schedule.parse("@hourly")
 DAYS = Schedule.parse("@daily")
 WEEKS = Schedule.parse("@weekly")
@@ -80,9 +80,7 @@ def test_aliases_normalise_to_the_at_form(text: str, kind: WellKnown) -> None:
         (Schedule.parse("0 0 * * MON"), "0 0 * * mon", "0 0 * * MON", "PT0S"),
     ],
 )
-def test_json_form_cron_and_default_offset(
-    schedule: Schedule, json_form: str, cron: str, default_offset: str
-) -> None:
+def test_json_form_cron_and_default_offset(schedule: Schedule, json_form: str, cron: str, default_offset: str) -> None:
     assert schedule.json_form() == json_form
     assert schedule.cron() == cron
     assert schedule.default_offset() == default_offset
@@ -477,9 +475,7 @@ def test_to_parameter(schedule: Schedule, parameter: str) -> None:
 def test_to_parameter_pads_and_converts_to_utc() -> None:
     assert to_parameter(YEARS, at("0999-01-01T00:00Z")) == "0999"
     assert to_parameter(HOURS, at("2016-01-19T01:30+02:00")) == "2016-01-18T23"
-    assert to_parameter(Schedule.parse("* * * * *"), at("2016-01-19T01:30:59.9+02:00")) == (
-        "2016-01-18T23:30:00Z"
-    )
+    assert to_parameter(Schedule.parse("* * * * *"), at("2016-01-19T01:30:59.9+02:00")) == ("2016-01-18T23:30:00Z")
 
 
 # parsing parameters, Styx's ParameterUtilTest (docs/semantics.md#partition-parameters) ---------------
@@ -597,8 +593,7 @@ def test_long_parameters_are_abbreviated_in_the_reason() -> None:
         parse_aligned_instant(parameter, HOURS)
     shown = parameter[:64] + "..."
     assert str(raised.value) == (
-        f"Cannot parse time parameter {parameter} - Text '{shown}' could not be parsed, "
-        "unparsed text found at index 16"
+        f"Cannot parse time parameter {parameter} - Text '{shown}' could not be parsed, unparsed text found at index 16"
     )
 
 
@@ -658,15 +653,11 @@ def test_offset_change_sequence() -> None:
     zero = effective_offset(HOURS, "PT0S")
     state = initial_natural_trigger(HOURS, zero, at("2016-03-14T15:30Z"))
     assert state == _pair("2016-03-14T16:00Z", "2016-03-14T16:00Z")
-    assert advance_natural_trigger(HOURS, zero, state[0]) == _pair(
-        "2016-03-14T17:00Z", "2016-03-14T17:00Z"
-    )
+    assert advance_natural_trigger(HOURS, zero, state[0]) == _pair("2016-03-14T17:00Z", "2016-03-14T17:00Z")
     two_hours = effective_offset(HOURS, "PT2H")
     state = initial_natural_trigger(HOURS, two_hours, at("2016-03-14T17:30Z"))
     assert state == _pair("2016-03-14T16:00Z", "2016-03-14T18:00Z")
-    assert advance_natural_trigger(HOURS, two_hours, state[0]) == _pair(
-        "2016-03-14T17:00Z", "2016-03-14T19:00Z"
-    )
+    assert advance_natural_trigger(HOURS, two_hours, state[0]) == _pair("2016-03-14T17:00Z", "2016-03-14T19:00Z")
 
 
 def test_custom_cron_natural_triggers() -> None:

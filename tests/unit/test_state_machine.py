@@ -23,8 +23,8 @@ from styx_actors.events import (
     Submitted,
     Success,
     Terminate,
-    TimeTrigger,
     Timeout,
+    TimeTrigger,
     TriggerExecution,
 )
 from styx_actors.model import (
@@ -302,7 +302,13 @@ def test_happy_path() -> None:
         Success(),
     )
     assert [s.state for s in states] == [
-        State.QUEUED, State.PREPARE, State.SUBMITTING, State.SUBMITTED, State.RUNNING, State.TERMINATED, State.DONE,
+        State.QUEUED,
+        State.PREPARE,
+        State.SUBMITTING,
+        State.SUBMITTED,
+        State.RUNNING,
+        State.TERMINATED,
+        State.DONE,
     ]
     assert [s.counter for s in states] == list(range(7))
     done = states[-1]

@@ -152,8 +152,22 @@ def test_offset() -> None:
     assert errors(offset="tomorrow") == ["invalid offset: Unable to parse offset period"]
 
 
-@pytest.mark.parametrize("schedule", ["@daily", "daily", "DAYS", "hourly", "@weekly", "monthly", "yearly", "annually",
-                                      "0 0 * * MON", "*/5 * * * *", "0 3 1-7 * 1"])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "@daily",
+        "daily",
+        "DAYS",
+        "hourly",
+        "@weekly",
+        "monthly",
+        "yearly",
+        "annually",
+        "0 0 * * MON",
+        "*/5 * * * *",
+        "0 3 1-7 * 1",
+    ],
+)
 def test_valid_schedules(schedule: str) -> None:
     assert errors(schedule=schedule) == []
 

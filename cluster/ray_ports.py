@@ -1,0 +1,117 @@
+"""Ports to the named actors on Ray (cluster/ray_system.py): their names, the handle cache, and batching.
+
+A `RayPort` awaits any method of a role's hosted object; the per-instance calls of a burst go in batches
+(styx_actors/actors/batching.py), the others one Ray call each. `host_role` and `runner_role` name the actor
+of an instance and of a node's runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError
+
+from cluster.remote_errors import remote_result
+from styx_actors.actors.batching import CallBatcher
+from styx_actors.actors.placement import (
+    DEDICATED_ROLE_PREFIX,
+    dedicated_role,
+    shard_index,
+)
+from styx_actors.settings import Settings
+
+
+def actor_name(role: str) -> str:
+    return f"styx-{role}"
+
+
+# The per-instance calls of a burst: batched (styx_actors/actors/batching.py). Their exceptions are plain
+# (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries.
+BATCHED_METHODS = frozenset(
+    {
+        "trigger",
+        "acquire",
+        "release",
+        "granted",
+        "instance_finished",
+        "runner_status",
+        "start_for",
+        "status",
+        "stop",
+        "load",
+    }
+)
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], CallBatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+# Handles of the long-lived actors by (namespace, role). `ray.get_actor` costs a GCS round trip and more CPU
+# than the call it serves; a handle stays valid across Ray's restarts of its actor, and one whose actor died
+# for good (killed, replaced by a redeployment) is dropped on the ActorDiedError it causes. Dedicated
+# instance actors come and go: they are looked up each time.
+_handles: dict[tuple[str, str], Any] = {}
+
+
+class RayPort:
+    """Await any method of a named actor's hosted object (looked up lazily, so restarts are transparent)."""
+
+    def __init__(self, role: str, namespace: str) -> None:
+        self._role = role
+        self._namespace = namespace
+
+    def handle(self) -> Any:
+        if self._role.startswith(DEDICATED_ROLE_PREFIX):
+            return ray.get_actor(actor_name(self._role), namespace=self._namespace)
+        key = (self._namespace, self._role)
+        found = _handles.get(key)
+        if found is None:
+            found = _handles[key] = ray.get_actor(actor_name(self._role), namespace=self._namespace)
+        return found
+
+    async def _remote(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method of the actor object itself (`call`, `call_batch`, `pid`, ...)."""
+        try:
+            return await remote_result(getattr(self.handle(), method).remote(*args, **kwargs))
+        except ActorDiedError:
+            _handles.pop((self._namespace, self._role), None)
+            raise
+
+    def __getattr__(self, method: str):
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if method in BATCHED_METHODS and not kwargs:
+                return await self._batcher().call(method, args)
+            return await self._remote("call", method, *args, **kwargs)
+
+        return call
+
+    def tell(self, method: str, *args: Any) -> None:
+        """Fire and forget (notifications that must not block the sender)."""
+        self._batcher().tell(method, args)
+
+    def _batcher(self) -> CallBatcher:
+        """One batcher per actor and event loop, shared by every port of that actor."""
+        per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
+        key = (self._namespace, self._role)
+        if key not in per_loop:
+            per_loop[key] = CallBatcher(lambda calls: self._remote("call_batch", calls))
+        return per_loop[key]
+
+
+def host_role(settings: Settings, instance_key: str) -> str:
+    """The role of the actor hosting an instance, from its key alone (holders and runners route by it)."""
+    if settings.placement == "dedicated":
+        return dedicated_role(instance_key)
+    return f"shard-{shard_index(instance_key, settings.shard_count)}"
+
+
+def runner_role(node_id: str) -> str:
+    return f"runner-{node_id[:16]}"
+
+
+def forget_handles(namespace: str) -> None:
+    for key in [key for key in _handles if key[0] == namespace]:
+        del _handles[key]

@@ -1,0 +1,297 @@
+"""InstanceShard hosting InstanceActors, driven directly (no Ray, no HTTP): a temp SQLite store, a ManualClock,
+the noop runner (or `HeldRunner`, whose executions keep running until told, where an instance must stay put).
+
+Covers: a trigger running an instance QUEUED -> PREPARE -> SUBMITTING -> SUBMITTED -> RUNNING -> TERMINATED ->
+DONE with its events stored in order under consecutive counters; a re-trigger continuing the counter; a second
+trigger refused (AlreadyActive, Conflict through the router); an illegal event refused with IllegalTransition
+and nothing changed; the running timeout and the retry delay firing only once the clock reaches them; a halt
+(container stopped, permit handed to the next waiter); group commit of concurrent triggers; a failed commit
+retried; recovery of an active instance by a new shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from styx_actors.actors.ports import ALREADY_TRIGGERED
+from styx_actors.actors.resources import limit_reached_message
+from styx_actors.actors.shard import AlreadyActive
+from styx_actors.clock import ManualClock, now_millis
+from styx_actors.errors import Conflict
+from styx_actors.events import Halt, Submit, Success, event_from_json
+from styx_actors.model import Message, Resource, RunState, State, Trigger, TriggerParameters, WorkflowInstance
+from styx_actors.runners.noop import NoopRunner
+from styx_actors.state_machine import IllegalTransition
+from styx_actors.timeutil import from_millis
+from tests.conftest import wait_until
+from tests.unit.actor_fixtures import (
+    HeldRunner,
+    ProbedStore,
+    ShardFactory,
+    ShardHost,
+    event_log,
+    event_names,
+    instance,
+    put_workflow,
+    start_shard,  # noqa: F401 - fixture
+    store,  # noqa: F401 - fixture
+    trigger_adhoc,
+    wait_inactive,
+    wait_state,
+    workflow,
+)
+
+NOOP_RUN = ["triggerExecution", "dequeue", "submit", "submitted", "started", "terminate", "success"]
+
+
+async def running(
+    store: ProbedStore, start_shard: ShardFactory, **configuration: object
+) -> tuple[ShardHost, HeldRunner, WorkflowInstance, RunState]:
+    """A shard with a HeldRunner and one instance RUNNING in it: (host, runner, instance, its RUNNING state)."""
+    await put_workflow(store, workflow(**configuration))
+    runner = HeldRunner()
+    host = await start_shard(runner)
+    wfi = instance("2016-03-14T12")
+    await trigger_adhoc(host, wfi)
+    state = await wait_state(host.shard, wfi, State.RUNNING)
+    return host, runner, wfi, state
+
+
+async def test_a_trigger_runs_the_instance_to_done_with_events_in_counter_order(
+    store: ProbedStore, start_shard: ShardFactory, clock: ManualClock
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+
+    queued = await host.shard.trigger(wfi, Trigger.adhoc("adhoc-1"), TriggerParameters(env={"A": "b"}))
+
+    assert (queued.state, queued.counter, queued.data.trigger_id) == (State.QUEUED, 0, "adhoc-1")
+    assert await wait_inactive(store, wfi) == NOOP_RUN
+    assert store.committed_states(wfi) == [
+        State.QUEUED,
+        State.PREPARE,
+        State.SUBMITTING,
+        State.SUBMITTED,
+        State.RUNNING,
+        State.TERMINATED,
+        State.DONE,
+    ]
+    stored = await store.events(wfi)
+    assert [e.counter for e in stored] == list(range(7))
+    assert {e.timestamp for e in stored} == {now_millis(clock)}  # the ManualClock's time, never the wall clock's
+    submit = event_from_json(stored[2].event_json)[0]
+    assert isinstance(submit, Submit) and submit.execution_description.env == {"A": "b"}
+    assert isinstance(host.runner, NoopRunner)
+    assert set(await host.runner.owned_executions()) == {submit.execution_id}
+    # A finished instance leaves the shard and the store's active snapshots; its listener hears of it once.
+    assert host.shard.state_of(wfi) is None and host.shard.active_count() == 0
+    assert await store.active_state(wfi) is None
+    assert host.finishes.seen == [(wfi, "adhoc-1", State.DONE)]
+    assert host.shard.stats()["trigger:adhoc"] == 1 and host.shard.stats()["transition:success"] == 1
+
+
+async def test_a_trigger_of_a_finished_instance_continues_its_counter(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+    await trigger_adhoc(host, wfi, "first")
+    await wait_inactive(store, wfi)
+
+    again = await trigger_adhoc(host, wfi, "second")
+
+    assert (again.state, again.counter) == (State.QUEUED, 7)
+    await wait_until(lambda: len(host.finishes.seen) == 2, timeout=5, message="the second run to finish")
+    assert await event_log(store, wfi) == list(enumerate(NOOP_RUN + NOOP_RUN))
+    assert [trigger_id for _, trigger_id, _ in host.finishes.seen] == ["first", "second"]
+
+
+async def test_concurrent_triggers_of_one_instance_activate_it_once(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+
+    outcomes = await asyncio.gather(
+        trigger_adhoc(host, wfi, "a"), trigger_adhoc(host, wfi, "b"), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[0], RunState) and isinstance(outcomes[1], AlreadyActive)
+    assert await wait_inactive(store, wfi) == NOOP_RUN  # one run, one triggerExecution
+
+
+async def test_triggering_an_active_instance_is_refused_and_changes_nothing(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    host, _, wfi, state = await running(store, start_shard)
+    log_before = await event_log(store, wfi)
+
+    with pytest.raises(AlreadyActive):
+        await trigger_adhoc(host, wfi, "again")
+    with pytest.raises(Conflict) as refused:  # what the API gets, through the router
+        await host.router.trigger(wfi, Trigger.adhoc("again"), TriggerParameters())
+
+    assert refused.value.message == ALREADY_TRIGGERED and refused.value.status_code == 409
+    assert host.shard.state_of(wfi) == state
+    assert await event_log(store, wfi) == log_before
+
+
+async def test_an_illegal_event_is_refused_and_changes_nothing(store: ProbedStore, start_shard: ShardFactory) -> None:
+    host, runner, wfi, state = await running(store, start_shard)
+    log_before = await event_log(store, wfi)
+    snapshot_before = await store.active_state(wfi)
+
+    with pytest.raises(IllegalTransition) as refused:
+        await host.shard.send(wfi, Success())  # success only follows TERMINATED
+
+    assert (refused.value.state, refused.value.event_name) == (State.RUNNING, "success")
+    assert str(refused.value) == f"{wfi.key()} received success while in RUNNING"
+    assert host.shard.state_of(wfi) == state
+    assert await store.active_state(wfi) == snapshot_before
+    assert await event_log(store, wfi) == log_before
+    # The actor is not wedged by the refusal: the execution's exit still takes it to DONE.
+    runner.exit(state.data.execution_id, 0)
+    assert (await wait_inactive(store, wfi))[-3:] == ["started", "terminate", "success"]
+
+
+async def test_an_event_for_an_instance_that_is_not_active_is_ignored(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+    assert await host.shard.send(wfi, Halt()) is None
+    await trigger_adhoc(host, wfi)
+    await wait_inactive(store, wfi)
+
+    assert await host.shard.send(wfi, Halt()) is None  # halting a DONE instance writes nothing
+    assert await event_names(store, wfi) == NOOP_RUN
+
+
+async def test_the_running_timeout_fires_once_the_clock_reaches_it(
+    store: ProbedStore, start_shard: ShardFactory, clock: ManualClock
+) -> None:
+    host, runner, wfi, state = await running(store, start_shard, running_timeout="PT1H")
+    deadline = state.timestamp + 3_600_000  # the workflow's running timeout, not the 24 h RUNNING default
+
+    clock.set(from_millis(deadline - 1))
+    host.shard.fire_due_timers()
+    # The mailbox is FIFO: an event sent now is handled after any timeout the timers queued.
+    with pytest.raises(IllegalTransition) as barrier:
+        await host.shard.send(wfi, Success())
+    assert barrier.value.state is State.RUNNING
+
+    clock.set(from_millis(deadline))  # the shard's timer loop fires it
+    await wait_until(lambda: runner.stopped, timeout=5, message="the execution to be stopped")
+    assert runner.stopped == [state.data.execution_id]  # a timed-out container must not keep running
+    queued = await wait_state(host.shard, wfi, State.QUEUED)  # then the retry policy sends it back
+    assert (await event_names(store, wfi))[-3:] == ["started", "timeout", "retryAfter"]
+    timeout_event = (await store.events(wfi))[-2]
+    assert (timeout_event.counter, timeout_event.timestamp) == (state.counter + 1, deadline)
+    assert queued.data.retry_delay_millis and queued.data.execution_id is None
+
+
+async def test_a_retry_delay_is_waited_out_on_the_clock(
+    store: ProbedStore, start_shard: ShardFactory, clock: ManualClock
+) -> None:
+    host, runner, wfi, state = await running(store, start_shard)
+    runner.exit(state.data.execution_id, 1)
+    queued = await wait_state(host.shard, wfi, State.QUEUED)
+    delay = queued.data.retry_delay_millis
+    assert delay == 180_000  # the first failure waits the base delay (STYX_RETRY_BASE_DELAY)
+    assert (await event_names(store, wfi))[-2:] == ["terminate", "retryAfter"]
+
+    clock.set(from_millis(queued.timestamp + delay - 1))
+    host.shard.fire_due_timers()
+    host.shard.granted(wfi.key(), ())  # a grant within the delay is refused too, synchronously
+    with pytest.raises(IllegalTransition) as barrier:
+        await host.shard.send(wfi, Success())
+    assert barrier.value.state is State.QUEUED and host.shard.state_of(wfi) == queued
+
+    clock.set(from_millis(queued.timestamp + delay))
+    second = await wait_state(host.shard, wfi, State.RUNNING)
+    assert second.data.tries == 2 and len(runner.started) == 2
+    assert (await event_names(store, wfi))[-5:] == ["retryAfter", "dequeue", "submit", "submitted", "started"]
+    dequeue = (await store.events(wfi))[-4]
+    assert dequeue.timestamp == queued.timestamp + delay
+
+
+async def test_a_halt_stops_the_execution_and_hands_its_permit_to_the_next_waiter(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await store.put_resource(Resource(id="r", concurrency=1))
+    await put_workflow(store, workflow(resources=["r"]))
+    runner = HeldRunner()
+    host = await start_shard(runner)
+    first, second = instance("2016-03-14T12"), instance("2016-03-14T13")
+    await trigger_adhoc(host, first)
+    holding = await wait_state(host.shard, first, State.RUNNING)
+    await trigger_adhoc(host, second)
+    waiting = Message.info(limit_reached_message(["r"]))
+    await wait_until(
+        lambda: host.shard.state_of(second).data.last_message() == waiting, timeout=5, message="the wait message"
+    )
+
+    halted = await host.shard.send(first, Halt())
+
+    assert halted is not None and halted.state is State.ERROR
+    assert (await event_names(store, first))[-1] == "halt"
+    assert await store.active_state(first) is None and host.shard.state_of(first) is None
+    assert host.finishes.seen == [(first, "adhoc-1", State.ERROR)]
+    await wait_until(lambda: runner.stopped, timeout=5, message="the halted execution to be stopped")
+    assert runner.stopped == [holding.data.execution_id]
+    await wait_state(host.shard, second, State.RUNNING)  # the freed permit went to the waiter
+    assert host.broker.holders("r") == {second.key()}
+    assert await host.shard.send(first, Halt()) is None  # a halted instance is no longer active
+
+
+async def test_concurrent_triggers_are_committed_together_each_under_its_own_counter(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    instances = [instance(f"2016-03-{day:02d}T00") for day in range(1, 21)]
+
+    states = await asyncio.gather(*(trigger_adhoc(host, wfi) for wfi in instances))
+
+    assert [(s.workflow_instance, s.state, s.counter) for s in states] == [(i, State.QUEUED, 0) for i in instances]
+    inserts = [[t.instance for t in batch if t.insert] for batch in store.commits]
+    assert sorted(instances, key=str) in [sorted(batch, key=str) for batch in inserts]  # one store call for all
+    for wfi in instances:
+        assert await wait_inactive(store, wfi) == NOOP_RUN
+
+
+async def test_a_failed_commit_is_retried_and_every_event_is_stored_once(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    await put_workflow(store)
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+    store.failing_commits = 2  # the insert fails twice, then the store is back
+
+    queued = await trigger_adhoc(host, wfi)
+
+    assert (queued.state, queued.counter) == (State.QUEUED, 0)
+    assert store.failing_commits == 0
+    assert await wait_inactive(store, wfi) == NOOP_RUN
+    assert [e.counter for e in await store.events(wfi)] == list(range(7))
+
+
+async def test_a_new_shard_recovers_an_active_instance_from_its_snapshot(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    old, runner, wfi, state = await running(store, start_shard)
+    await old.shard.stop()
+    runner.detach()  # the old process is gone: it hears nothing more
+
+    new = await start_shard(runner)
+
+    assert new.shard.active_count() == 1 and new.shard.state_of(wfi) == state == await store.active_state(wfi)
+    runner.exit(state.data.execution_id, 0)
+    assert await wait_inactive(store, wfi) == NOOP_RUN
+    assert new.finishes.seen == [(wfi, "adhoc-1", State.DONE)] and old.finishes.seen == []
