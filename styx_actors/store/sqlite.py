@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -156,7 +157,14 @@ class SqliteStore(Store):
             if self._path != MEMORY:
                 Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (`BEGIN IMMEDIATE`), never opened behind our back.
-            db = await aiosqlite.connect(self._path, isolation_level=None)
+            connecting = aiosqlite.connect(self._path, isolation_level=None)
+            # aiosqlite's worker thread is not a daemon: a process that exits without closing the store (a Ray
+            # actor killed by `ray.kill`) would wait for it forever and linger as an orphan. Every write is
+            # committed before it is acknowledged, so nothing is lost when the thread ends with the process.
+            worker: threading.Thread | None = getattr(connecting, "_thread", None)
+            if worker is not None:
+                worker.daemon = True
+            db = await connecting
             try:
                 await db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
                 await db.execute("PRAGMA journal_mode = WAL")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -833,3 +835,16 @@ async def test_in_memory_sqlite_store_works() -> None:
         assert len(await store.active_states()) == 1
     finally:
         await store.close()
+
+
+def test_a_process_that_never_closes_its_sqlite_store_still_exits(tmp_path: Path) -> None:
+    """A Ray actor killed by `ray.kill` exits without closing its store; it must not linger as an orphan
+    waiting for aiosqlite's worker thread."""
+    script = (
+        "import asyncio\n"
+        "from styx_actors.store.sqlite import SqliteStore\n"
+        f"store = SqliteStore({str(tmp_path / 'styx.db')!r})  # held to the end, as by the actor\n"
+        "asyncio.run(store.open())\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", script], timeout=20, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
