@@ -32,8 +32,9 @@ from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.runners.docker import LABEL_INSTALLATION
 from styx_actors.settings import Settings
+from styx_actors.store import open_store
 from styx_actors.store.base import Store
-from styx_actors.store.redis import RedisKeys, RedisStore
+from styx_actors.store.redis import RedisKeys
 
 COMPONENT = "bench"
 TEST_IMAGE = "styx-test/busybox:latest"
@@ -93,8 +94,8 @@ async def ray_service(settings: Settings) -> AsyncIterator[RaySystem]:
 
 
 @asynccontextmanager
-async def opened_store(settings: Settings) -> AsyncIterator[RedisStore]:
-    store = RedisStore(settings.store.split("?prefix=")[0], prefix=settings.store.split("?prefix=")[1])
+async def opened_store(settings: Settings) -> AsyncIterator[Store]:
+    store = open_store(settings.store_url())
     await store.open()
     try:
         yield store

@@ -38,9 +38,8 @@ from styx_actors.model import (
     TriggerParameters,
     WorkflowInstance,
 )
+from styx_actors.store import open_store
 from styx_actors.store.base import Store, Transition
-from styx_actors.store.redis import RedisStore
-from styx_actors.store.sqlite import SqliteStore
 
 WORKFLOWS = 100  # the instances are spread over this many workflows of one component
 
@@ -169,17 +168,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="styx-bench-sqlite-") as directory:
         path = Path(directory) / "styx.db"
-        report("sqlite", args.count, measure(lambda: SqliteStore(path), args.count, args.batch))
+        report("sqlite", args.count, measure(lambda: open_store(f"sqlite:///{path}"), args.count, args.batch))
 
     prefix = f"bench-{uuid.uuid4().hex}"
     if args.redis_url:
         try:
-            figures = measure(lambda: RedisStore(args.redis_url, prefix), args.count, args.batch)
+            figures = measure(lambda: open_store(f"{args.redis_url}?prefix={prefix}"), args.count, args.batch)
         finally:
             remove_keys(args.redis_url, prefix)
     else:
         with redis_server() as url:
-            figures = measure(lambda: RedisStore(url, prefix), args.count, args.batch)
+            figures = measure(lambda: open_store(f"{url}?prefix={prefix}"), args.count, args.batch)
     report("redis", args.count, figures)
 
 

@@ -1,21 +1,23 @@
 """Ports to the named actors on Ray (cluster/ray_system.py): their names, the handle cache, and batching.
 
-A `RayPort` awaits any method of a role's hosted object; the per-instance calls of a burst go in batches
-(styx_actors/actors/batching.py), the others one Ray call each. `host_role` and `runner_role` name the actor
-of an instance and of a node's runner.
+An `ActorDirectory` is what one process knows of an installation's actors (one Ray namespace): their handles
+and call batchers. A `RayPort` from it awaits any method of a role's hosted object; the per-instance calls of
+a burst go in batches (styx_actors/actors/batching.py), the others one Ray call each. `host_role` and
+`runner_role` name the actor of an instance and of a node's runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError
 
 from cluster.remote_errors import remote_result
-from styx_actors.actors.batching import CallBatcher
+from styx_actors.actors.batching import Call, CallBatcher, Outcome
 from styx_actors.actors.placement import (
     DEDICATED_ROLE_PREFIX,
     dedicated_role,
@@ -44,40 +46,68 @@ BATCHED_METHODS = frozenset(
         "load",
     }
 )
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], CallBatcher]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
-# Handles of the long-lived actors by (namespace, role). `ray.get_actor` costs a GCS round trip and more CPU
-# than the call it serves; a handle stays valid across Ray's restarts of its actor, and one whose actor died
-# for good (killed, replaced by a redeployment) is dropped on the ActorDiedError it causes. Dedicated
-# instance actors come and go: they are looked up each time.
-_handles: dict[tuple[str, str], Any] = {}
+class ActorDirectory:
+    """The named actors of one installation (a Ray namespace) as one process sees them, for as long as the
+    system or actor process holding it lives.
+
+    Handles of the long-lived actors are kept: `ray.get_actor` costs a GCS round trip and more CPU than the
+    call it serves; a handle stays valid across Ray's restarts of its actor, and one whose actor died for good
+    (killed, replaced by a redeployment) is dropped on the ActorDiedError it causes. Dedicated instance actors
+    come and go: they are looked up each time. Batchers are kept per actor and event loop.
+    """
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._handles: dict[str, Any] = {}
+        self._batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, CallBatcher]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def port(self, role: str) -> RayPort:
+        return RayPort(role, self)
+
+    def handle(self, role: str) -> Any:
+        """The role's actor handle; ValueError when no such actor exists."""
+        if role.startswith(DEDICATED_ROLE_PREFIX):
+            return ray.get_actor(actor_name(role), namespace=self.namespace)
+        found = self._handles.get(role)
+        if found is None:
+            found = self._handles[role] = ray.get_actor(actor_name(role), namespace=self.namespace)
+        return found
+
+    def forget(self, role: str | None = None) -> None:
+        """Drop the handle of `role` (its actor died), or every handle (the system stopped)."""
+        if role is None:
+            self._handles.clear()
+        else:
+            self._handles.pop(role, None)
+
+    def batcher(self, role: str, send: Callable[[list[Call]], Awaitable[list[Outcome]]]) -> CallBatcher:
+        """One batcher per actor and event loop, shared by every port of that actor."""
+        per_loop = self._batchers.setdefault(asyncio.get_running_loop(), {})
+        if role not in per_loop:
+            per_loop[role] = CallBatcher(send)
+        return per_loop[role]
 
 
 class RayPort:
     """Await any method of a named actor's hosted object (looked up lazily, so restarts are transparent)."""
 
-    def __init__(self, role: str, namespace: str) -> None:
+    def __init__(self, role: str, directory: ActorDirectory) -> None:
         self._role = role
-        self._namespace = namespace
+        self._directory = directory
 
     def handle(self) -> Any:
-        if self._role.startswith(DEDICATED_ROLE_PREFIX):
-            return ray.get_actor(actor_name(self._role), namespace=self._namespace)
-        key = (self._namespace, self._role)
-        found = _handles.get(key)
-        if found is None:
-            found = _handles[key] = ray.get_actor(actor_name(self._role), namespace=self._namespace)
-        return found
+        return self._directory.handle(self._role)
 
     async def _remote(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a method of the actor object itself (`call`, `call_batch`, `pid`, ...)."""
         try:
             return await remote_result(getattr(self.handle(), method).remote(*args, **kwargs))
         except ActorDiedError:
-            _handles.pop((self._namespace, self._role), None)
+            self._directory.forget(self._role)
             raise
 
     def __getattr__(self, method: str):
@@ -93,12 +123,7 @@ class RayPort:
         self._batcher().tell(method, args)
 
     def _batcher(self) -> CallBatcher:
-        """One batcher per actor and event loop, shared by every port of that actor."""
-        per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
-        key = (self._namespace, self._role)
-        if key not in per_loop:
-            per_loop[key] = CallBatcher(lambda calls: self._remote("call_batch", calls))
-        return per_loop[key]
+        return self._directory.batcher(self._role, lambda calls: self._remote("call_batch", calls))
 
 
 def host_role(settings: Settings, instance_key: str) -> str:
@@ -110,8 +135,3 @@ def host_role(settings: Settings, instance_key: str) -> str:
 
 def runner_role(node_id: str) -> str:
     return f"runner-{node_id[:16]}"
-
-
-def forget_handles(namespace: str) -> None:
-    for key in [key for key in _handles if key[0] == namespace]:
-        del _handles[key]

@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from cluster.ray_ports import RayPort, actor_name, runner_role
+from cluster.ray_ports import ActorDirectory, RayPort, actor_name, runner_role
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.runner_choice import RunnerLoad, choose_runner, holder
 from styx_actors.runners import make_runner
@@ -50,10 +50,10 @@ class PlacingRunner:
     by the runner actors to the shards directly. Its own node's runner is started by the caller
     (cluster/ray_system.py `start_node_runner`)."""
 
-    def __init__(self, owner_role: str, settings: Settings) -> None:
+    def __init__(self, owner_role: str, directory: ActorDirectory) -> None:
         self._own_role = runner_role(ray.get_runtime_context().get_node_id())
         self._owner_role = owner_role
-        self._namespace = settings.ray_namespace
+        self._directory = directory
         # Execution id -> role of the runner holding it, most recent last. Only a cache: after a restart of
         # this shard, or past its bound, the runners themselves are asked.
         self._placed: OrderedDict[str, str] = OrderedDict()
@@ -150,22 +150,23 @@ class PlacingRunner:
                 | {
                     a["name"].removeprefix("styx-")
                     for a in named
-                    if a["namespace"] == self._namespace and a["name"].startswith(prefix)
+                    if a["namespace"] == self._directory.namespace and a["name"].startswith(prefix)
                 }
             )
             self._roles_listed_at = time.monotonic()
         return self._roles
 
     def _port(self, role: str) -> RayPort:
-        return RayPort(role, self._namespace)
+        return self._directory.port(role)
 
 
 class RunnerHost:
     """The runner actor's object: a Runner with a capacity (settings.runner_capacity executions at once), which
     counts the executions it runs and forwards their status updates to the shard owning each."""
 
-    def __init__(self, role: str, settings: Settings, store: Store) -> None:
+    def __init__(self, role: str, settings: Settings, store: Store, directory: ActorDirectory) -> None:
         self._role = role
+        self._directory = directory
         self._runner = make_runner(settings)
         self._store = store
         self._settings = settings
@@ -225,7 +226,7 @@ class RunnerHost:
         role = self._owner.get(execution_id)
         if role is None:  # an execution started before this runner (re)started: its host polls it anyway
             return
-        port = RayPort(role, self._settings.ray_namespace)
+        port = self._directory.port(role)
         try:
             port.handle()
         except ValueError:

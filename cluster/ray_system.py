@@ -35,7 +35,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.local_ray import local_ray_init
-from cluster.ray_ports import RayPort, actor_name, forget_handles, host_role, runner_role
+from cluster.ray_ports import ActorDirectory, RayPort, actor_name, host_role, runner_role
 from cluster.ray_runners import PlacingRunner, RunnerHost
 from cluster.remote_errors import remote_result
 from styx_actors.actors.batching import Call, Outcome, run_batch
@@ -59,7 +59,7 @@ from styx_actors.runners.base import Runner
 from styx_actors.settings import Settings
 from styx_actors.store import Store, open_store
 from styx_actors.store.marker import remembered_marker
-from styx_actors.timeouts import TimeoutConfig
+from styx_actors.validation import ValidationLimits
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class ActorHost:
         self._role = role
         self._clock: Clock = clock or SystemClock()  # a test's shared ManualClock, or the system's
         self._settings = Settings.model_validate_json(settings_json)
+        self._directory = ActorDirectory(self._settings.ray_namespace)
         self._instance = WorkflowInstance.model_validate_json(instance_json) if instance_json else None
         self._marker = marker  # the scheduler's: the installation marker the service established (MarkerGuard)
         self._target: Any = None
@@ -117,34 +118,46 @@ class ActorHost:
         return self._target
 
     def _port(self, role: str) -> RayPort:
-        return RayPort(role, self._settings.ray_namespace)
+        return self._directory.port(role)
 
     async def _build(self) -> Any:
-        settings = self._settings
-        clock = self._clock
-        store = open_store(settings.store_url())
+        """Build the object this role hosts: a node's runner, the broker, the scheduler, or (every other
+        role: `shard-N`, `instance-<sha1>`) a host of instances."""
+        store = open_store(self._settings.store_url())
         await store.open()
-        rng = random.Random()
-        if self._role.startswith("runner-"):
-            runner_host = RunnerHost(self._role, settings, store)
-            self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner_host.clean_up, rng)))
-            return runner_host
-        router = RayRouter(settings, store, clock)
-        if self._role == "resources":
-            broker = BrokerHost(
-                on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
-            )
-            await load_resource_limits(broker.broker, store)
-            # Counters come back from the snapshots the hosts hold; acquires wait until every host has reported.
-            broker.recover({host._role: host for host in await router.hosts()})
-            return broker
-        if self._role == "scheduler":
-            scheduler = Scheduler(store, router.trigger, clock, settings, self._marker)
-            await scheduler.start()
-            self._loops.append(
-                asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), rng))
-            )
-            return scheduler
+        builders = {"runner": self._build_runner, "resources": self._build_broker, "scheduler": self._build_scheduler}
+        build = builders.get(self._role.split("-", 1)[0], self._build_instances)
+        return await build(store)
+
+    async def _build_runner(self, store: Store) -> RunnerHost:
+        runner_host = RunnerHost(self._role, self._settings, store, self._directory)
+        self._loops.append(asyncio.create_task(every(CLEANUP_INTERVAL, runner_host.clean_up, random.Random())))
+        return runner_host
+
+    async def _build_broker(self, store: Store) -> BrokerHost:
+        settings = self._settings
+        broker = BrokerHost(
+            on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
+        )
+        await load_resource_limits(broker.broker, store)
+        # Counters come back from the snapshots the hosts hold; acquires wait until every host has reported.
+        broker.recover(
+            {host._role: host for host in await RayRouter(settings, store, self._clock, self._directory).hosts()}
+        )
+        return broker
+
+    async def _build_scheduler(self, store: Store) -> Scheduler:
+        settings = self._settings
+        router = RayRouter(settings, store, self._clock, self._directory)
+        scheduler = Scheduler(store, router.trigger, self._clock, settings, self._marker)
+        await scheduler.start()
+        self._loops.append(
+            asyncio.create_task(every(settings.trigger_tick_interval, lambda: self._ping(router), random.Random()))
+        )
+        return scheduler
+
+    async def _build_instances(self, store: Store) -> InstanceShard:
+        settings = self._settings
         placement = (
             Dedicated(self._instance)
             if self._instance
@@ -156,7 +169,7 @@ class ActorHost:
         else:
             start_node_runner(settings)
             # The part of Runner a shard calls (start, status, stop, watch); a narrower protocol is still to do.
-            runner = PlacingRunner(self._role, settings)  # type: ignore[assignment]
+            runner = PlacingRunner(self._role, self._directory)  # type: ignore[assignment]
         scheduler_port = self._port("scheduler")
 
         def finished(instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
@@ -164,7 +177,9 @@ class ActorHost:
             if self._instance is not None:  # a dedicated instance actor ends with its instance
                 self._loops.append(asyncio.get_running_loop().create_task(self._exit()))  # held until the end
 
-        shard = InstanceShard(placement, store, runner, self._port("resources"), settings, clock, on_finished=finished)
+        shard = InstanceShard(
+            placement, store, runner, self._port("resources"), settings, self._clock, on_finished=finished
+        )
         await shard.start()
         return shard
 
@@ -182,8 +197,8 @@ class ActorHost:
 class DedicatedPort(RayPort):
     """The port of one instance's own actor: created when the instance is triggered, absent otherwise."""
 
-    def __init__(self, instance: WorkflowInstance, settings: Settings, clock: Clock) -> None:
-        super().__init__(dedicated_role(instance.key()), settings.ray_namespace)
+    def __init__(self, instance: WorkflowInstance, settings: Settings, clock: Clock, directory: ActorDirectory) -> None:
+        super().__init__(dedicated_role(instance.key()), directory)
         self._instance = instance
         self._settings = settings
         self._clock = clock
@@ -209,21 +224,21 @@ class DedicatedPort(RayPort):
 
 
 class RayRouter(InstanceRouter):
-    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock, directory: ActorDirectory) -> None:
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._directory = directory
 
     def port_for(self, instance: WorkflowInstance) -> RayPort:
         if self._settings.placement == "dedicated":
-            return DedicatedPort(instance, self._settings, self._clock)
-        return RayPort(host_role(self._settings, instance.key()), self._settings.ray_namespace)
+            return DedicatedPort(instance, self._settings, self._clock, self._directory)
+        return self._directory.port(host_role(self._settings, instance.key()))
 
     async def hosts(self) -> list[RayPort]:
         if self._settings.placement == "dedicated":
             return [self.port_for(s.workflow_instance) for s in await self._store.active_states()]
-        namespace = self._settings.ray_namespace
-        return [RayPort(f"shard-{i}", namespace) for i in range(self._settings.shard_count)]
+        return [self._directory.port(f"shard-{i}") for i in range(self._settings.shard_count)]
 
 
 def _host_options(role: str, settings: Settings, detached: bool) -> Any:
@@ -281,7 +296,7 @@ class RaySystem:
     store: Store
     router: RayRouter
     roles: list[str]
-    namespace: str
+    directory: ActorDirectory
     # Non-detached named actors are garbage collected with their last handle: the system keeps them.
     handles: list[Any]
     detached: bool = False  # actors shared with other API processes (a Ray cluster): they outlive this one
@@ -289,7 +304,7 @@ class RaySystem:
     started_ray: bool = False  # this process started the local Ray: it ends with the system
 
     def port(self, role: str) -> RayPort:
-        return RayPort(role, self.namespace)
+        return self.directory.port(role)
 
     async def tick(self) -> int:
         count: int = await self.port("scheduler").tick()
@@ -302,9 +317,11 @@ class RaySystem:
     async def stop(self) -> None:
         """Leave the cluster: a local installation's actors end (they would with this driver anyway), a
         cluster's detached actors keep serving other API processes."""
-        if not self.detached:
+        if not self.detached and not self.started_ray:
             await self.kill()
-        forget_handles(self.namespace)
+        # A local Ray ends with its actors: no call into it on the way out, which would hang on a Ray already
+        # stopped (a SIGTERM sent to the whole process group, as systemd and `kill -- -PGID` do).
+        self.directory.forget()
         if self.owns_store:
             await self.store.close()
         if self.started_ray and ray.is_initialized():
@@ -319,7 +336,7 @@ class RaySystem:
                 ray.kill(port.handle(), no_restart=True)
             except ValueError:
                 pass
-        forget_handles(self.namespace)
+        self.directory.forget()
 
 
 def connect_ray(settings: Settings) -> bool:
@@ -377,25 +394,25 @@ async def start_ray_system(settings: Settings, store: Store | None = None, clock
     if store is None:
         store = open_store(settings.store_url())
         await store.open()
-    namespace = settings.ray_namespace
-    router = RayRouter(settings, store, clock)
+    directory = ActorDirectory(settings.ray_namespace)
+    router = RayRouter(settings, store, clock, directory)
     if settings.placement == "dedicated":  # resume every active instance in its own actor
         await asyncio.gather(*(host.ensure().ping.remote() for host in await router.hosts()))
     commands = Commands(
         store,
         router,
-        RayPort("scheduler", namespace),
-        RayPort("resources", namespace),
+        directory.port("scheduler"),
+        directory.port("resources"),
         clock,
-        TimeoutConfig.from_settings(settings),
-        runners=[RayPort(role, namespace) for role in roles if role.startswith("runner-")],
+        ValidationLimits.from_settings(settings),
+        runners=[directory.port(role) for role in roles if role.startswith("runner-")],
     )
     return RaySystem(
         commands=commands,
         store=store,
         router=router,
         roles=roles,
-        namespace=namespace,
+        directory=directory,
         handles=handles,
         detached=detached,
         owns_store=owns_store,

@@ -7,7 +7,6 @@ Retries therefore pick up configuration changes made between executions.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from styx_actors.events import Event, Halt, Submit
 from styx_actors.model import (
@@ -17,7 +16,7 @@ from styx_actors.model import (
     Workflow,
     WorkflowState,
 )
-from styx_actors.validation import workflow_errors
+from styx_actors.validation import ValidationLimits, workflow_errors
 
 
 def substitute_parameter(args: list[str], parameter: str) -> list[str]:
@@ -48,8 +47,7 @@ def execution_description(workflow: Workflow, run_state: RunState) -> ExecutionD
 def prepare_event(
     run_state: RunState,
     found: tuple[Workflow, WorkflowState] | None,
-    max_running_timeout: timedelta | None,
-    allowed_registries: tuple[str, ...] = (),
+    limits: ValidationLimits,
 ) -> tuple[Event, str | None]:
     """The event PREPARE sends, and why when it halts (logged; Styx's messages)."""
     instance = run_state.workflow_instance
@@ -59,7 +57,7 @@ def prepare_event(
     trigger = run_state.data.trigger
     if not state.enabled and trigger is not None and trigger.type is TriggerType.NATURAL:
         return Halt(), f"{instance.workflow_id} is disabled, halting {instance}"
-    errors = workflow_errors(workflow, max_running_timeout, allowed_registries)
+    errors = workflow_errors(workflow, limits)
     if errors:
         return (
             Halt(),

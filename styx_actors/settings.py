@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from styx_actors.docker_image import normalize_registry
@@ -166,6 +166,9 @@ class Settings(BaseSettings):
     # serves), for this long after the execution ended (0 = forever).
     output_tail_bytes: int = Field(default=256 * 1024, ge=0, le=16 * 1024 * 1024)
     output_retention: Duration = timedelta(days=30)
+    # The event log of a finished instance, and its entry in the instances listing, are deleted this long after
+    # its last transition (docs/store.md, "Retention and sizing"); 0 = kept forever.
+    event_retention: Duration = timedelta(days=30)
 
     # Authentication with Google ID tokens (docs/auth.md#google-id-tokens)
     auth_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
@@ -199,12 +202,26 @@ class Settings(BaseSettings):
         """Given TTLs override Styx's defaults state by state."""
         return {**DEFAULT_STALE_STATE_TTLS, **{key.lower(): value for key, value in ttls.items()}}
 
-    @field_validator("output_retention")
+    @field_validator("output_retention", "event_retention")
     @classmethod
-    def _retention_not_negative(cls, retention: timedelta) -> timedelta:
+    def _retention_not_negative(cls, retention: timedelta, info: ValidationInfo) -> timedelta:
         if retention < timedelta(0):
-            raise ValueError("the output retention cannot be negative (0 keeps outputs forever)")
+            what = str(info.field_name).removesuffix("_retention")
+            raise ValueError(f"the {what} retention cannot be negative (0: kept forever)")
         return retention
+
+    @model_validator(mode="after")
+    def _history_outlives_timeouts(self) -> Settings:
+        """A finished instance's timeout timers stay armed in its shard until their deadline, with its run's
+        counters, and a re-trigger after its history was deleted numbers from 0 again: such a timer must be gone
+        by then, or it could time out the new run (docs/store.md, "Retention and sizing")."""
+        longest = max([*self.stale_state_ttls.values(), self.max_running_timeout or timedelta(0)])
+        if self.event_retention and self.event_retention <= longest:
+            raise ValueError(
+                f"the event retention ({self.event_retention}) must be longer than the longest state timeout "
+                f"({longest}: STYX_STALE_STATE_TTLS, STYX_MAX_RUNNING_TIMEOUT), or 0 (kept forever)"
+            )
+        return self
 
     def store_url(self) -> str:
         return self.store or f"sqlite:///{self.data_dir / 'styx.db'}"

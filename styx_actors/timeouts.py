@@ -23,8 +23,6 @@ class TimeoutConfig:
 
     ttls: Mapping[str, timedelta]
     max_running_timeout: timedelta | None = None
-    # Not a timeout: the other setting workflow validation needs, carried with max_running_timeout.
-    allowed_registries: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         ttls = {key.lower(): value for key, value in self.ttls.items()}
@@ -38,16 +36,10 @@ class TimeoutConfig:
         return cls(
             ttls=settings.stale_state_ttls,
             max_running_timeout=settings.max_running_timeout,
-            allowed_registries=tuple(settings.allowed_registries),
         )
 
     def _own_ttl(self, state: State) -> timedelta:
         return self.ttls.get(state.value.lower(), self.ttls[_DEFAULT_KEY])
-
-    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
-        """What workflow validation needs from the settings: the largest running timeout, the allowed
-        registries (the arguments after the workflow of validation.workflow_errors)."""
-        return self.max_running_timeout_for_validation(), self.allowed_registries
 
     def max_running_timeout_for_validation(self) -> timedelta:
         """The largest running_timeout a workflow may ask for: max-running-timeout, else the RUNNING TTL

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from styx_actors.docker_image import disallowed_registry, image_errors
-from styx_actors.errors import PicklableError
 from styx_actors.model import DeploymentSource, Workflow
 from styx_actors.retry_condition import RetryConditionSyntaxError, parse_retry_condition
 from styx_actors.schedule import Offset, Schedule
+from styx_actors.settings import Settings
+from styx_actors.timeouts import TimeoutConfig
 from styx_actors.timeutil import format_duration
 
 MAX_ID_LENGTH = 256
@@ -56,33 +58,41 @@ _SERVICE_ACCOUNT_EMAIL = re.compile(
 ERROR_PREFIX = "Invalid workflow configuration: "
 
 
-class WorkflowValidationError(PicklableError, ValueError):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__(format_errors_bracketed(errors))
-        self.errors = errors
-
-
 DOCKER_IMAGE_REQUIRED = "docker image cannot be empty"
 
 
-def deployment_errors(
-    workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
-) -> list[str]:
+@dataclass(frozen=True)
+class ValidationLimits:
+    """What workflow validation takes from the settings: the largest running_timeout a workflow may ask for
+    (None: any), and the registries its image may come from (STYX_ALLOWED_REGISTRIES, normalized; empty: any)."""
+
+    max_running_timeout: timedelta | None = None
+    allowed_registries: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ValidationLimits:
+        return cls(
+            TimeoutConfig.from_settings(settings).max_running_timeout_for_validation(),
+            tuple(settings.allowed_registries),
+        )
+
+
+NO_LIMITS = ValidationLimits()
+
+
+def deployment_errors(workflow: Workflow, limits: ValidationLimits = NO_LIMITS) -> list[str]:
     """What stops `workflow` from being deployed: Styx's checks, plus a docker image, which the v3 contract
     requires of every deployed workflow although Styx would store one that cannot run
     (docs/api.md#decisions-where-the-contract-and-styx-differ)."""
-    errors = workflow_errors(workflow, max_running_timeout, allowed_registries)
+    errors = workflow_errors(workflow, limits)
     if workflow.configuration.docker_image is None:
         errors.append(DOCKER_IMAGE_REQUIRED)
     return errors
 
 
-def workflow_errors(
-    workflow: Workflow, max_running_timeout: timedelta | None = None, allowed_registries: Collection[str] = ()
-) -> list[str]:
-    """Every problem with `workflow`, in Styx's order (docs/semantics.md#workflow-validation); empty when
-    it is valid. `allowed_registries` (STYX_ALLOWED_REGISTRIES, normalized; empty = any) are the registries
-    its image may come from."""
+def workflow_errors(workflow: Workflow, limits: ValidationLimits = NO_LIMITS) -> list[str]:
+    """Every problem with `workflow`, in Styx's order (docs/semantics.md#workflow-validation), within the
+    settings' `limits`; empty when it is valid."""
     cfg = workflow.configuration
     errors: list[str] = []
 
@@ -131,10 +141,11 @@ def workflow_errors(
     if cfg.docker_image is not None:
         errors.extend(f"invalid image: {reason}" for reason in image_errors(cfg.docker_image))
 
-    if max_running_timeout is not None and timeout is not None and timeout > max_running_timeout:
-        errors.append(_limit_message("running timeout is too big", timeout, max_running_timeout))
+    maximum = limits.max_running_timeout
+    if maximum is not None and timeout is not None and timeout > maximum:
+        errors.append(_limit_message("running timeout is too big", timeout, maximum))
 
-    return errors + _errors_beyond_styx(workflow) + _registry_errors(cfg.docker_image, allowed_registries)
+    return errors + _errors_beyond_styx(workflow) + _registry_errors(cfg.docker_image, limits.allowed_registries)
 
 
 def _errors_beyond_styx(workflow: Workflow) -> list[str]:
@@ -169,13 +180,6 @@ def env_errors(env: Mapping[str, str]) -> list[str]:
     env_size = sum(_java_length(key) + _java_length(value) for key, value in env.items())
     _upper_limit(errors, env_size, MAX_ENV_SIZE, "env too big")
     return errors
-
-
-def validate_workflow(workflow: Workflow, max_running_timeout: timedelta | None = None) -> None:
-    """Raise WorkflowValidationError listing every problem, if there is any."""
-    errors = workflow_errors(workflow, max_running_timeout)
-    if errors:
-        raise WorkflowValidationError(errors)
 
 
 def format_errors_bracketed(errors: Iterable[str]) -> str:

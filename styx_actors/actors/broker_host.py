@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from styx_actors.actors.resources import AcquireResult, Deferred, ResourceBroker
+from styx_actors.actors.resources import AcquireResult, Deferred, HolderOwner, ResourceBroker
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,11 @@ class BrokerHost:
         self._held.setdefault(holder, []).append(answer)
         return await answer
 
-    def restore_holders(self, host: str, holders: Mapping[str, Iterable[str]]) -> None:
+    def restore_holders(
+        self, host: str, holders: Mapping[str, Iterable[str]], owner: HolderOwner | None = None
+    ) -> None:
         recovering = bool(self.broker.awaited_hosts())
-        for resource_id, (count, limit) in self.broker.restore_holders(host, holders).items():
+        for resource_id, (count, limit) in self.broker.restore_holders(host, holders, owner).items():
             log.warning(
                 "resource %s has %d holders, over its limit of %d, after %s reported the permits its instances "
                 "hold (%s): they run already, and %s grants nothing more until its holders are below the limit",

@@ -47,9 +47,14 @@ from styx_actors.schedule import (
 )
 from styx_actors.state_machine import IllegalTransition
 from styx_actors.store.base import Store
-from styx_actors.timeouts import TimeoutConfig
 from styx_actors.timeutil import to_millis
-from styx_actors.validation import deployment_errors, format_errors_bracketed, format_errors_plain, workflow_errors
+from styx_actors.validation import (
+    ValidationLimits,
+    deployment_errors,
+    format_errors_bracketed,
+    format_errors_plain,
+    workflow_errors,
+)
 
 
 class LogSource(enum.Enum):
@@ -79,7 +84,7 @@ class Commands:
         scheduler: Any,
         resources: Any,
         clock: Clock,
-        timeouts: TimeoutConfig,
+        validation_limits: ValidationLimits,
         rng: random.Random | None = None,
         runners: list[Any] | None = None,
     ) -> None:
@@ -89,7 +94,7 @@ class Commands:
         self._scheduler = scheduler
         self._resources = resources
         self._clock = clock
-        self._timeouts = timeouts
+        self._validation_limits = validation_limits
         self._rng = rng or random.Random()
         # Triggers arriving together (a burst of API calls, a script) read their workflows in one round trip.
         self._workflow_loader = BatchLoader(store.get_workflows)
@@ -105,7 +110,7 @@ class Commands:
         workflow or a changed schedule/offset; the enabled flag of an existing workflow is kept."""
         now = self._clock.now()
         workflow = Workflow.create(component_id, config.model_copy(update={"deployment_time": now}))
-        errors = deployment_errors(workflow, *self._timeouts.validation_limits())
+        errors = deployment_errors(workflow, self._validation_limits)
         if errors:
             raise BadRequest(format_errors_bracketed(errors))
         existing = await self._store.get_workflow(workflow.id)
@@ -152,7 +157,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing execution configuration")
-        errors = workflow_errors(workflow, *self._timeouts.validation_limits())
+        errors = workflow_errors(workflow, self._validation_limits)
         if errors:
             raise BadRequest(format_errors_plain(errors))
         schedule = Schedule.parse(workflow.configuration.schedule)
@@ -261,7 +266,7 @@ class Commands:
         workflow = found[0]
         if not workflow.configuration.has_execution_info():
             raise BadRequest("Workflow is missing docker image and flyte execution config")
-        errors = workflow_errors(workflow, *self._timeouts.validation_limits())
+        errors = workflow_errors(workflow, self._validation_limits)
         if errors:
             raise BadRequest(format_errors_plain(errors))
         if not request.start < request.end:

@@ -15,7 +15,6 @@ import random
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 from styx_actors.actors.resources import (
@@ -41,6 +40,7 @@ from styx_actors.execution import prepare_event
 from styx_actors.model import Message, RunState, State, Workflow, WorkflowConfiguration, WorkflowState
 from styx_actors.runners.base import ExecutionStatus, RunnerError, build_run_spec, progress_events
 from styx_actors.state_machine import transition
+from styx_actors.validation import ValidationLimits
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class InstanceHost(Protocol):
     def release_permits(self, actor: InstanceActor) -> None: ...
     def terminal_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event | None: ...
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int: ...
-    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]: ...
+    def validation_limits(self) -> ValidationLimits: ...
     async def start_execution(self, actor: InstanceActor) -> None: ...
     async def execution_status(self, execution_id: str) -> ExecutionStatus: ...
 
@@ -241,7 +241,7 @@ class InstanceActor:
     async def _prepare(self) -> None:
         state = self.state
         found = await self._host.workflow(self, fresh=True)
-        event, reason = prepare_event(state, found, *self._host.validation_limits())
+        event, reason = prepare_event(state, found, self._host.validation_limits())
         if reason:
             log.info(reason)
         self.tell_guarded(event, state.counter)

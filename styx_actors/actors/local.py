@@ -25,7 +25,7 @@ from styx_actors.clock import Clock
 from styx_actors.runners.base import Runner
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
-from styx_actors.timeouts import TimeoutConfig
+from styx_actors.validation import ValidationLimits
 
 # Styx's pod cleanup loop runs every 60 s.
 CLEANUP_INTERVAL = timedelta(seconds=60)
@@ -80,7 +80,7 @@ class LocalActorSystem:
             LocalPort(scheduler),
             LocalPort(broker),
             clock,
-            TimeoutConfig.from_settings(settings),
+            ValidationLimits.from_settings(settings),
             rng,
             runners=[LocalPort(runner)],
         )

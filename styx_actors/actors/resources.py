@@ -13,7 +13,9 @@ Until every host has reported, a restarted broker's counters lack permits that r
 host has reported or the deadline passed (`expire`), then answers the deferred acquires in its usual order. A
 report that comes after that (a host that did not answer in time) still restores its holders, even past a limit:
 they run already. The resource then grants nothing until its holders are back under the limit, and
-`restore_holders` returns the resources it pushed past their limit so that the caller says so.
+`restore_holders` returns the resources it pushed past their limit so that the caller says so. A host that
+itself restarted reports as the `owner` of its instances: permits of its instances that it does not report were
+given back by an incarnation that died before its release reached the broker, and are dropped.
 
 Pure logic: no I/O and no clock of its own (deadlines are numbers of the caller's clock). The actor around it,
 which holds the deferred calls and keeps the time, is styx_actors/actors/broker_host.py.
@@ -25,8 +27,15 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 GLOBAL_RESOURCE_ID = "GLOBAL_STYX_CLUSTER"
+
+
+class HolderOwner(Protocol):
+    """Which holders (instance keys) a host of instances owns: its placement."""
+
+    def owns(self, instance_key: str) -> bool: ...
 
 
 @dataclass
@@ -218,12 +227,21 @@ class ResourceBroker:
         """The hosts whose report a recovering broker still waits for (none once it has recovered)."""
         return tuple(sorted(self._recovery.awaited_hosts)) if self._recovery else ()
 
-    def restore_holders(self, host: str, holders: Mapping[str, Iterable[str]]) -> dict[str, tuple[int, int]]:
+    def restore_holders(
+        self, host: str, holders: Mapping[str, Iterable[str]], owner: HolderOwner | None = None
+    ) -> dict[str, tuple[int, int]]:
         """Re-register the holders `host` has in consuming states (holder -> resource ids), after a restart of
         the host or of the broker; a recovering broker that has now heard from every host answers its deferred
         acquires. Returns the resources this pushed past their limit, as (holders, limit): a limit lowered
         before the restart, or a report that came after recovery ended. Those holders run already, so they are
-        counted all the same; the resource grants nothing until its holders are below the limit again."""
+        counted all the same; the resource grants nothing until its holders are below the limit again.
+
+        `owner` is given by a host that restarted: its report is then the whole truth about its instances, and
+        a permit held by one of them that it does not report is released (the release died with the host)."""
+        if owner is not None:
+            lost = {h for c in self._counters.values() for h in c.holders if h not in holders and owner.owns(h)}
+            for holder in lost:
+                self.release(holder)
         over_limit: dict[str, tuple[int, int]] = {}
         for holder, resource_ids in holders.items():
             for rid in resource_ids:

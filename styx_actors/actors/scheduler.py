@@ -1,4 +1,5 @@
-"""The scheduler actor: emits the ticks of natural triggers and backfills, and hears of finished instances."""
+"""The scheduler actor: emits the ticks of natural triggers and backfills, hears of finished instances, and
+deletes the history of instances finished longer ago than the retention (one round for the whole cluster)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import logging
 import random
 
 from styx_actors.actors.backfill import BackfillDrivers
+from styx_actors.actors.janitor import HISTORY_EXPIRY_INTERVAL, delete_expired_history
 from styx_actors.actors.loops import every
 from styx_actors.actors.natural import NaturalTriggers, TriggerFn
-from styx_actors.clock import Clock
+from styx_actors.clock import Clock, now_millis
 from styx_actors.model import Backfill, State, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.settings import Settings
 from styx_actors.store.base import Store
@@ -22,6 +24,8 @@ class Scheduler:
     def __init__(
         self, store: Store, trigger: TriggerFn, clock: Clock, settings: Settings, marker: str | None = None
     ) -> None:
+        self._store = store
+        self._clock = clock
         self._settings = settings
         self.natural = NaturalTriggers(store, trigger, clock)
         self.backfills = BackfillDrivers(store, trigger, settings.backfill_max_triggers_per_tick)
@@ -37,6 +41,7 @@ class Scheduler:
             self._loops = [
                 asyncio.create_task(every(self._settings.trigger_tick_interval, self.natural_tick, self._rng)),
                 asyncio.create_task(every(self._settings.backfill_tick_interval, self.backfill_tick, self._rng)),
+                asyncio.create_task(every(HISTORY_EXPIRY_INTERVAL, self.expire_history, self._rng)),
             ]
 
     async def stop(self) -> None:
@@ -65,7 +70,8 @@ class Scheduler:
         """One natural-trigger tick and one backfill tick (tests drive time with these)."""
         return await self.natural_tick() + await self.backfill_tick()
 
-    # A store that lost its data (StoreLost) would make every partition look untriggered: no tick then.
+    # A store that lost its data (StoreLost) would make every partition look untriggered: no tick then. A
+    # store with another installation's marker is not this one's to delete history from either.
 
     async def natural_tick(self) -> int:
         await self.marker.verify()
@@ -74,3 +80,8 @@ class Scheduler:
     async def backfill_tick(self) -> int:
         await self.marker.verify()
         return await self.backfills.tick()
+
+    async def expire_history(self) -> int:
+        """One round of the history janitor at the clock's time; how many instances' history it deleted."""
+        await self.marker.verify()
+        return await delete_expired_history(self._store, self._settings.event_retention, now_millis(self._clock))

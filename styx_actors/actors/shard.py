@@ -28,7 +28,7 @@ from styx_actors.actors.committer import GroupCommitter
 from styx_actors.actors.instance import InstanceActor, NotActive
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Placement
-from styx_actors.actors.resources import AcquireResult, Granted, Missing
+from styx_actors.actors.resources import AcquireResult, Granted, HolderOwner, Missing
 from styx_actors.clock import Clock
 from styx_actors.events import Event, RetryAfter, TriggerExecution
 from styx_actors.model import (
@@ -50,6 +50,7 @@ from styx_actors.state_machine import new_instance_state
 from styx_actors.store.base import Store, StoreError, Transition
 from styx_actors.timeouts import TimeoutConfig
 from styx_actors.timeutil import to_millis
+from styx_actors.validation import ValidationLimits
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class ResourcesPort(Protocol):
         self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]
     ) -> AcquireResult: ...
     async def release(self, holder: str) -> None: ...
-    async def restore_holders(self, host: str, holders: dict[str, list[str]]) -> None: ...
+    async def restore_holders(
+        self, host: str, holders: dict[str, list[str]], owner: HolderOwner | None = None
+    ) -> None: ...
 
 
 # (instance, trigger id, final state) of every instance that reached DONE or ERROR
@@ -119,6 +122,7 @@ class InstanceShard:
         self._counter_loader = BatchLoader(store.latest_event_counters)
         self._retry_policy = RetryPolicy.from_settings(settings)
         self._timeouts = TimeoutConfig.from_settings(settings)
+        self._validation_limits = ValidationLimits.from_settings(settings)
         self._actors: dict[str, InstanceActor] = {}
         self._broker_holders: set[str] = set()  # instances the resource broker may count or queue
         self._by_execution: dict[str, str] = {}
@@ -181,7 +185,7 @@ class InstanceShard:
             self._actors[actor.key] = actor
             if state.data.execution_id:
                 self._by_execution[state.data.execution_id] = actor.key
-        await self.report_holders()
+        await self.report_holders(restarted=True)
         for actor in list(self._actors.values()):
             actor.run_handlers()
             if actor.state.state in (State.SUBMITTED, State.RUNNING):
@@ -226,17 +230,18 @@ class InstanceShard:
         if actor is None or not actor.granted(resource_ids):
             self._background(self._resources.release(holder))
 
-    async def report_holders(self) -> None:
+    async def report_holders(self, restarted: bool = False) -> None:
         """Tell the resource broker which permits this shard's instances hold, in one report (a restarted
         broker grants nothing until every host has reported), and queue the instances that waited at it
-        again (after the broker restarted: its wait queue is gone)."""
+        again (after the broker restarted: its wait queue is gone). A shard that `restarted` reports all its
+        permits: those its previous incarnation was releasing when it died are given back."""
         holders = {
             actor.key: list(actor.state.data.resource_ids)
             for actor in self._actors.values()
             if actor.state.state.consumes_resources and actor.state.data.resource_ids
         }
         self._broker_holders.update(holders)
-        await self._resources.restore_holders(self.placement.name, holders)
+        await self._resources.restore_holders(self.placement.name, holders, self.placement if restarted else None)
         self.requeue_waiters()
 
     def set_global_config(self, config: GlobalConfig) -> None:
@@ -313,27 +318,49 @@ class InstanceShard:
         raise AssertionError("unreachable")
 
     def after_transition(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None:
+        """The after-commit listeners (the state machine itself does no I/O), in this order: the finished
+        notice last, once the instance is no longer hosted."""
+        self._count_transition(event)
+        self._release_on_leaving(actor, old, new, event)
+        self._route_executions(actor, old, new)
+        self._stop_abandoned_container(old, new)
+        if new.state.is_terminal:
+            self._finish(actor, new)
+
+    def _count_transition(self, event: Event) -> None:
+        """Metrics: transitions by event, triggers by type."""
         self._counts[f"transition:{event.name}"] += 1
         if isinstance(event, TriggerExecution):
             self._counts[f"trigger:{event.trigger.type.value}"] += 1
-        # Leaving a consuming state frees the permits; a retry or failure while queued leaves the wait queue.
+
+    def _release_on_leaving(self, actor: InstanceActor, old: RunState, new: RunState, event: Event) -> None:
+        """Leaving a consuming state frees the permits; a retry or failure while queued leaves the wait queue."""
         leaves_queue = new.state is not State.QUEUED or isinstance(event, RetryAfter)
         if not new.state.consumes_resources and (old.state.consumes_resources or leaves_queue):
             self._release(actor.key)
+
+    def _route_executions(self, actor: InstanceActor, old: RunState, new: RunState) -> None:
+        """Keep the execution id -> instance map the runner's reports are routed by."""
         old_execution = old.data.execution_id
         if old_execution and old_execution != new.data.execution_id:
             self._by_execution.pop(old_execution, None)
         if new.data.execution_id and new.state in (State.SUBMITTING, State.SUBMITTED, State.RUNNING):
             self._by_execution[new.data.execution_id] = actor.key
+
+    def _stop_abandoned_container(self, old: RunState, new: RunState) -> None:
+        """Halted or timed out while running: the container must not keep running."""
+        old_execution = old.data.execution_id
         if old.state in (State.SUBMITTING, State.SUBMITTED, State.RUNNING) and new.state in (State.FAILED, State.ERROR):
-            if old_execution:  # halted or timed out while running: the container must not keep running
+            if old_execution:
                 self._background(self._runner.stop(old_execution))
-        if new.state.is_terminal:
-            self._actors.pop(actor.key, None)
-            if new.data.execution_id:
-                self._by_execution.pop(new.data.execution_id, None)
-            if self._on_finished is not None:
-                self._on_finished(new.workflow_instance, new.data.trigger_id, new.state)
+
+    def _finish(self, actor: InstanceActor, new: RunState) -> None:
+        """A terminal instance is no longer hosted; the scheduler hears of it (backfills, metrics)."""
+        self._actors.pop(actor.key, None)
+        if new.data.execution_id:
+            self._by_execution.pop(new.data.execution_id, None)
+        if self._on_finished is not None:
+            self._on_finished(new.workflow_instance, new.data.trigger_id, new.state)
 
     def schedule(self, actor: InstanceActor, at_millis: int, kind: str) -> None:
         heapq.heappush(self._timers, _Timer(at_millis, next(self._timer_seq), actor.key, actor.state.counter, kind))
@@ -406,8 +433,8 @@ class InstanceShard:
     def timeout_deadline(self, state: RunState, config: WorkflowConfiguration | None) -> int:
         return self._timeouts.deadline_millis(state, config.running_timeout if config else None)
 
-    def validation_limits(self) -> tuple[timedelta, tuple[str, ...]]:
-        return self._timeouts.validation_limits()
+    def validation_limits(self) -> ValidationLimits:
+        return self._validation_limits
 
     async def start_execution(self, actor: InstanceActor) -> None:
         await self._runner.start(actor.spec())

@@ -6,11 +6,14 @@ What is stored (docs/store.md#what-is-stored):
 - one snapshot per *active* workflow instance (its RunState, keyed by instance),
 - the append-only event log of every instance, ordered by the RunState counter, and an index of the
   instances each workflow has events for (served by the instances endpoint),
+- an index of the *finished* instances by the time of their terminal transition, by which the history of
+  those finished longer ago than the retention is deleted (docs/store.md, "Retention and sizing"),
 - the end of each finished execution's output, kept until it expires (docs/store.md, "Execution output").
 
 The write path of the scheduler is `commit()`: a batch of transitions, each writing its instance's snapshot
 and its event atomically. A snapshot is only written when its counter is newer than the stored one, so a
-zombie writer can never roll an instance back; terminal states delete the snapshot and keep the events.
+zombie writer can never roll an instance back; terminal states delete the snapshot and keep the events,
+until `delete_expired_history` deletes those of instances finished longer ago than the retention.
 """
 
 from __future__ import annotations
@@ -226,6 +229,17 @@ class Store(abc.ABC):
     async def latest_event_counters(self, instances: Sequence[WorkflowInstance]) -> list[int]:
         """`latest_event_counter` of each instance, in order; a backend may answer them in one round trip."""
         return [await self.latest_event_counter(instance) for instance in instances]
+
+    @abc.abstractmethod
+    async def delete_expired_history(self, finished_before_millis: int, limit: int) -> int:
+        """Delete the event logs of at most `limit` finished instances whose terminal transition is older than
+        `finished_before_millis` (epoch milliseconds), oldest first, with their entries in the instances index
+        and the finished index; how many instances were deleted.
+
+        An active instance is never touched: `commit()` indexes an instance as finished with its terminal
+        transition and unindexes it with its next insert (a re-trigger), atomically with each. Afterwards the
+        instance reads as one never seen: no events, latest counter -1, not listed.
+        """
 
     @abc.abstractmethod
     async def instance_parameters(

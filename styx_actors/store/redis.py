@@ -44,12 +44,12 @@ from styx_actors.store.records import (
 
 DEFAULT_PREFIX = "styx"
 
-# Mirrors records.transition_outcome. KEYS: the snapshots and snapshot trigger-key hashes, then 5 keys per
-# transition; ARGV: 7 values per transition (see RedisStore.commit).
+# Mirrors records.transition_outcome. KEYS: the snapshots and snapshot trigger-key hashes and the finished
+# index, then 5 keys per transition; ARGV: 8 values per transition (see RedisStore.commit).
 COMMIT_SCRIPT = """
 local results = {}
-for i = 0, #ARGV / 7 - 1 do
-  local a, k = i * 7, 2 + i * 5
+for i = 0, #ARGV / 8 - 1 do
+  local a, k = i * 8, 3 + i * 5
   local field, entry = ARGV[a + 4], ARGV[a + 7]
   local events_key, trigger_key = KEYS[k + 1], KEYS[k + 5]
   local latest = redis.call('LINDEX', events_key, -1)
@@ -72,7 +72,11 @@ for i = 0, #ARGV / 7 - 1 do
         redis.call('SREM', KEYS[k + 3], field)
         redis.call('SREM', KEYS[k + 4], field)
         redis.call('SREM', trigger_key, field)
+        redis.call('ZADD', KEYS[3], ARGV[a + 8], field)  -- finished at its terminal transition's time
       else
+        if ARGV[a + 1] == '1' then
+          redis.call('ZREM', KEYS[3], field)  -- active again: its history is not to be deleted
+        end
         redis.call('HSET', KEYS[1], field, ARGV[a + 5])
         redis.call('HSET', KEYS[2], field, trigger_key)
         redis.call('SADD', KEYS[k + 3], field)
@@ -110,6 +114,24 @@ for i, key in ipairs(KEYS) do
   counters[i] = latest and tonumber(string.match(latest, '^(%-?%d+) ')) or -1
 end
 return counters
+"""
+
+# KEYS: the snapshots hash, the finished index, then per instance its event list and its workflow's parameter
+# index; ARGV: the cutoff (epoch milliseconds), then per instance its snapshot field and its parameter. An
+# instance re-triggered (or finished again) since it was read from the index is no longer below the cutoff there.
+EXPIRE_HISTORY_SCRIPT = """
+local deleted = 0
+for i = 1, (#KEYS - 2) / 2 do
+  local field = ARGV[2 * i]
+  local finished_at = redis.call('ZSCORE', KEYS[2], field)
+  if finished_at and tonumber(finished_at) < tonumber(ARGV[1]) and redis.call('HEXISTS', KEYS[1], field) == 0 then
+    redis.call('UNLINK', KEYS[2 * i + 1])
+    redis.call('ZREM', KEYS[2 * i + 2], ARGV[2 * i + 1])
+    redis.call('ZREM', KEYS[2], field)
+    deleted = deleted + 1
+  end
+end
+return deleted
 """
 
 # KEYS: workflows, workflow states; ARGV: workflow field, JSON object of the patched fields. The state is
@@ -183,6 +205,8 @@ class RedisKeys:
         self.marker = f"{prefix}:marker"  # string: the installation marker (styx_actors/store/marker.py)
         self.snapshots = f"{prefix}:snapshots"  # hash: composite(c, w, p) -> RunState JSON
         self.snapshot_trigger_keys = f"{prefix}:snapshot_trigger_keys"  # hash: same fields -> by_trigger key
+        # sorted set: snapshot fields of the finished instances, scored by the time of their terminal transition
+        self.finished = f"{prefix}:finished"
 
     def by_component(self, component_id: str) -> str:
         return f"{self.prefix}:by_component:{composite(component_id)}"  # set of snapshot fields
@@ -194,7 +218,10 @@ class RedisKeys:
         return f"{self.prefix}:by_trigger:{composite(trigger_id)}"  # set of snapshot fields
 
     def events(self, instance: WorkflowInstance) -> str:
-        return f"{self.prefix}:events:{composite(*instance_parts(instance))}"  # list of event entries
+        return self.events_of(composite(*instance_parts(instance)))
+
+    def events_of(self, field: str) -> str:
+        return f"{self.prefix}:events:{field}"  # list of event entries of the instance with snapshot field `field`
 
     def parameters(self, component_id: str, workflow_id: str) -> str:
         # sorted set, all scores 0: the parameters with events, in byte (= code point) order
@@ -228,6 +255,7 @@ class _Connection:
     indexed_snapshots: AsyncScript
     patch_state: AsyncScript
     latest_counters: AsyncScript
+    expire_history: AsyncScript
     put_output: AsyncScript
     unindex_expired: AsyncScript
 
@@ -301,6 +329,7 @@ class RedisStore(Store):
             indexed_snapshots=client.register_script(INDEXED_SNAPSHOTS_SCRIPT),
             patch_state=client.register_script(PATCH_STATE_SCRIPT),
             latest_counters=client.register_script(LATEST_COUNTERS_SCRIPT),
+            expire_history=client.register_script(EXPIRE_HISTORY_SCRIPT),
             put_output=client.register_script(PUT_OUTPUT_SCRIPT),
             unindex_expired=client.register_script(UNINDEX_EXPIRED_SCRIPT),
         )
@@ -472,7 +501,7 @@ class RedisStore(Store):
     async def commit(self, transitions: Sequence[Transition]) -> list[bool]:
         if not transitions:
             return []
-        keys = [self.keys.snapshots, self.keys.snapshot_trigger_keys]
+        keys = [self.keys.snapshots, self.keys.snapshot_trigger_keys, self.keys.finished]
         args: list[str | int] = []
         for transition in transitions:
             state = transition.state
@@ -492,6 +521,7 @@ class RedisStore(Store):
                 encode_run_state(state),
                 parameter,
                 encode_event_entry(stored_event(transition)),
+                state.timestamp,
             ]
         results = await self._open.commit(keys=keys, args=args)
         return [bool(written) for written in results]
@@ -534,6 +564,25 @@ class RedisStore(Store):
             return []
         counters = await self._open.latest_counters(keys=[self.keys.events(instance) for instance in instances])
         return [int(counter) for counter in counters]
+
+    @_translate_errors
+    async def delete_expired_history(self, finished_before_millis: int, limit: int) -> int:
+        check_limit(limit)
+        # Bounded: one range read of the finished index, then one script over at most `limit` instances, which
+        # deletes only those still finished before the cutoff (a trigger may have come in between).
+        fields: list[str] = await self._open.client.zrangebyscore(
+            self.keys.finished, "-inf", f"({finished_before_millis}", start=0, num=limit
+        )
+        if not fields:
+            return 0
+        keys = [self.keys.snapshots, self.keys.finished]
+        args: list[str | int] = [finished_before_millis]
+        for field in fields:
+            component_id, workflow_id, parameter = json.loads(field)
+            keys += [self.keys.events_of(field), self.keys.parameters(component_id, workflow_id)]
+            args += [field, parameter]
+        deleted = await self._open.expire_history(keys=keys, args=args)
+        return int(deleted)
 
     @_translate_errors
     async def instance_parameters(

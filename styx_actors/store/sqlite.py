@@ -47,7 +47,9 @@ from styx_actors.store.records import (
 )
 
 MEMORY = ":memory:"
-SCHEMA_VERSION = 2  # 2: execution outputs (a table added to version 1: opening a version 1 file adds it)
+# 2: execution outputs (a table added to version 1: opening a version 1 file adds it). 3: `instances.finished_at`
+# and its index (added to an older file when it is opened: FINISHED_INDEX).
+SCHEMA_VERSION = 3
 
 # Rows with large JSON live in rowid tables (their primary key becomes a unique index); the small
 # `instances` index table is clustered on its key.
@@ -68,6 +70,7 @@ CREATE TABLE IF NOT EXISTS active_states (
 CREATE INDEX IF NOT EXISTS active_states_by_trigger ON active_states (trigger_id);
 CREATE TABLE IF NOT EXISTS instances (
     component TEXT NOT NULL, workflow TEXT NOT NULL, parameter TEXT NOT NULL, latest_counter INTEGER NOT NULL,
+    finished_at INTEGER,
     PRIMARY KEY (component, workflow, parameter)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     component TEXT NOT NULL, workflow TEXT NOT NULL, parameter TEXT NOT NULL,
@@ -79,6 +82,11 @@ CREATE TABLE IF NOT EXISTS outputs (
     PRIMARY KEY (component, workflow, parameter, execution_id));
 CREATE INDEX IF NOT EXISTS outputs_by_expiry ON outputs (expires_at) WHERE expires_at IS NOT NULL;
 """
+# The finished instances by the time of their terminal transition (`instances.finished_at`, NULL while active).
+# Created after the schema: a file of version 2 or older first gets the column (SqliteStore._upgrade).
+FINISHED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS instances_by_finished ON instances (finished_at) WHERE finished_at IS NOT NULL"
+)
 # Kept outputs not yet expired at `?` (now, epoch milliseconds).
 _OUTPUT_LIVES = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -123,8 +131,14 @@ class _CommitPlan:
             plan.events.append((key, record.latest_event))
         return plan
 
-    def latest_counters(self) -> dict[Key, int]:
-        return {key: event.counter for key, event in self.events}
+    def instance_rows(self) -> list[tuple[str, str, str, int, int | None]]:
+        """(key, latest counter, finished_at) of each written instance: finished_at is its terminal event's
+        timestamp when its last write in the batch was terminal, else None (active)."""
+        latest = dict(self.events)
+        return [
+            (*key, event.counter, event.timestamp if self.snapshots[key] is None else None)
+            for key, event in latest.items()
+        ]
 
 
 class SqliteStore(Store):
@@ -170,7 +184,8 @@ class SqliteStore(Store):
                 await db.execute("PRAGMA journal_mode = WAL")
                 # Every commit is fsynced: a write that was acknowledged survives a power loss too.
                 await db.execute("PRAGMA synchronous = FULL")
-                await db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+                await db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                await self._upgrade(db)
             except BaseException:
                 await db.close()
                 raise
@@ -348,9 +363,10 @@ class SqliteStore(Store):
                 [(*key, event.counter, event.timestamp, event.event_json) for key, event in plan.events],
             )
             await db.executemany(
-                "INSERT INTO instances (component, workflow, parameter, latest_counter) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (component, workflow, parameter) DO UPDATE SET latest_counter = excluded.latest_counter",
-                [(*key, counter) for key, counter in plan.latest_counters().items()],
+                "INSERT INTO instances (component, workflow, parameter, latest_counter, finished_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (component, workflow, parameter) DO UPDATE SET "
+                "latest_counter = excluded.latest_counter, finished_at = excluded.finished_at",
+                plan.instance_rows(),
             )
         return plan.results
 
@@ -398,6 +414,24 @@ class SqliteStore(Store):
             instance_parts(instance),
         )
         return rows[0][0] if rows else -1
+
+    async def delete_expired_history(self, finished_before_millis: int, limit: int) -> int:
+        check_limit(limit)
+        # Bounded: the write lock is held for at most `limit` instances, found oldest first by the partial index.
+        async with self._transaction() as db:
+            expired = list(
+                await db.execute_fetchall(
+                    "SELECT component, workflow, parameter FROM instances AS i WHERE finished_at < ? "
+                    "AND NOT EXISTS (SELECT 1 FROM active_states AS a WHERE a.component = i.component "
+                    "AND a.workflow = i.workflow AND a.parameter = i.parameter) ORDER BY finished_at LIMIT ?",
+                    (finished_before_millis, limit),
+                )
+            )
+            for table in ("events", "instances"):
+                await db.executemany(
+                    f"DELETE FROM {table} WHERE component = ? AND workflow = ? AND parameter = ?", expired
+                )
+        return len(expired)
 
     async def instance_parameters(
         self,
@@ -473,6 +507,17 @@ class SqliteStore(Store):
     # -- plumbing -------------------------------------------------------------------------------------------
 
     @staticmethod
+    async def _upgrade(db: aiosqlite.Connection) -> None:
+        """Bring a file of an older version to SCHEMA_VERSION, under the write lock so that processes opening it
+        together do it once. Instances that finished before version 3 get no `finished_at` (docs/store.md)."""
+        async with _write_transaction(db):
+            columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(instances)")}
+            if "finished_at" not in columns:
+                await db.execute("ALTER TABLE instances ADD COLUMN finished_at INTEGER")
+            await db.execute(FINISHED_INDEX)
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
     async def _instance_records(db: aiosqlite.Connection, keys: Iterable[Key]) -> dict[Key, _InstanceRecord]:
         """Whether each given instance that has events is active, and its last event (one query per chunk)."""
         records: dict[Key, _InstanceRecord] = {}
@@ -525,14 +570,20 @@ class SqliteStore(Store):
         """One write transaction holding the file's write lock from its start; rolled back on any error."""
         async with self._lock:
             with self._errors():
-                db = self._connection()
-                await db.execute("BEGIN IMMEDIATE")
-                try:
+                async with _write_transaction(self._connection()) as db:
                     yield db
-                    await db.execute("COMMIT")
-                except BaseException:
-                    await db.rollback()  # a no-op when COMMIT already ended the transaction
-                    raise
+
+
+@contextlib.asynccontextmanager
+async def _write_transaction(db: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """`BEGIN IMMEDIATE`: the file's write lock is taken up front, so two writers never deadlock upgrading."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.rollback()  # a no-op when COMMIT already ended the transaction
+        raise
 
 
 def _decode_workflow(row: sqlite3.Row) -> tuple[Workflow, WorkflowState]:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 import ray
 
-from cluster.ray_ports import RayPort, runner_role
+from cluster.ray_ports import ActorDirectory, RayPort, runner_role
 from cluster.ray_runners import STOPPED_WHILE_WAITING, PlacingRunner
 from cluster.ray_system import _host_options, start_node_runner
 from styx_actors.model import Trigger, WorkflowId, WorkflowInstance
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.docker
 @dataclass
 class TwoRunners:
     settings: Settings
+    directory: ActorDirectory  # the shard's view of the actors
     own: RayPort  # the runner of the node the shard (this test) runs on
     other: RayPort
     tag: str
@@ -53,12 +54,8 @@ async def two_runners(ray_settings: Settings) -> AsyncIterator[TwoRunners]:
     start_node_runner(settings)  # as a shard's host does before it builds its PlacingRunner
     other = _host_options("runner-other", settings, detached=False).remote("runner-other", settings.model_dump_json())
     await other.ping.remote()
-    runners = TwoRunners(
-        settings,
-        RayPort(own, settings.ray_namespace),
-        RayPort("runner-other", settings.ray_namespace),
-        uuid.uuid4().hex[:8],
-    )
+    directory = ActorDirectory(settings.ray_namespace)
+    runners = TwoRunners(settings, directory, directory.port(own), directory.port("runner-other"), uuid.uuid4().hex[:8])
     try:
         yield runners
     finally:
@@ -71,14 +68,15 @@ async def two_runners(ray_settings: Settings) -> AsyncIterator[TwoRunners]:
 
 
 async def test_a_full_runner_hands_over_and_a_restarted_shard_finds_each_execution(two_runners: TwoRunners) -> None:
-    placing = PlacingRunner("shard-0", two_runners.settings)
+    placing = PlacingRunner("shard-0", two_runners.directory)
     first, second = two_runners.spec("first"), two_runners.spec("second")
     await placing.start(first)
     await placing.start(second)
     assert await two_runners.own.running() == [first.execution_id]  # its own node's runner while it had room
     assert await two_runners.other.running() == [second.execution_id]  # then the one with room
 
-    restarted = PlacingRunner("shard-0", two_runners.settings)  # knows nothing of where they went
+    # A restarted shard's process knows nothing of where they went.
+    restarted = PlacingRunner("shard-0", ActorDirectory(two_runners.settings.ray_namespace))
     assert isinstance(await restarted.status(second.execution_id), (Pending, Running))
     await restarted.start(second)  # a repeated start (SUBMITTING after a restart) goes to the same runner
     assert await two_runners.own.running() == [first.execution_id]
@@ -88,7 +86,7 @@ async def test_a_full_runner_hands_over_and_a_restarted_shard_finds_each_executi
 
 
 async def test_a_start_waits_while_every_runner_is_full_until_one_has_room_or_a_stop(two_runners: TwoRunners) -> None:
-    placing = PlacingRunner("shard-0", two_runners.settings)
+    placing = PlacingRunner("shard-0", two_runners.directory)
     first, second, third, fourth = (two_runners.spec(name) for name in ("first", "second", "third", "fourth"))
     await placing.start(first)
     await placing.start(second)

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import free_port, wait_for
 from tests.integration.conftest import remove_containers
 
+STOP_TIMEOUT = 20
+
 
 class ServeProcess:
     """One `styx serve` over a given store; start, SIGKILL and start again."""
@@ -70,13 +72,23 @@ class ServeProcess:
             self.process = None
 
     def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
+        """SIGTERM to the whole process group, as systemd and `kill -- -PGID` send it: the service and its
+        local Ray (whose workers it reaches first) must all be gone within STOP_TIMEOUT seconds."""
+        if self.process is None:
+            return
+        descendants = psutil.Process(self.process.pid).children(recursive=True)
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"styx serve still ran {STOP_TIMEOUT} s after SIGTERM (log: {self.log})") from None
+        self.process = None
+        _, alive = psutil.wait_procs(descendants, timeout=STOP_TIMEOUT)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        assert not alive, f"processes outlived styx serve: {[child.pid for child in alive]}"
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -42,7 +42,7 @@ from styx_actors.model import (
 from styx_actors.store import open_store
 from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
 from styx_actors.store.redis import RedisStore
-from styx_actors.store.sqlite import MEMORY, SqliteStore
+from styx_actors.store.sqlite import MEMORY, SCHEMA_VERSION, SqliteStore
 from styx_actors.timeutil import UTC
 from tests.conftest import free_port, wait_until
 
@@ -700,7 +700,7 @@ async def test_a_version_1_sqlite_file_gets_the_outputs_table_when_opened(tmp_pa
     finally:
         await reopened.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 @pytest.mark.redis

@@ -36,7 +36,6 @@ from styx_actors.schedule import InvalidOffset, InvalidSchedule, ParameterError,
 from styx_actors.state_machine import IllegalTransition
 from styx_actors.store.base import StoreError
 from styx_actors.store.marker import StoreLost
-from styx_actors.validation import WorkflowValidationError
 from styx_server.startup import ServiceError
 
 PACKAGES = ("styx_actors", "api", "cluster", "styx_server")
@@ -76,7 +75,6 @@ EXAMPLES: list[BaseException] = [
     IllegalTransition(RUNNING, RetryAfter(0)),
     StoreError("redis is down"),
     StoreLost("the installation marker is gone"),
-    WorkflowValidationError(["schedule: invalid schedule", "docker image cannot be empty"]),
     GoogleApiError(403, "GET https://iam.googleapis.com/...: permission denied"),
     PolicyFileError("policy.yaml: not a mapping"),
     PayloadTooLarge("Payload too large"),

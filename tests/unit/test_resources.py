@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from styx_actors.actors.placement import Sharded
 from styx_actors.actors.resources import (
     GLOBAL_RESOURCE_ID,
     AcquireResult,
@@ -131,6 +132,24 @@ def test_deleted_resource_releases_are_no_ops_and_restore_rebuilds_counters() ->
     broker.set_limit("a", 1)
     assert broker.restore_holders("shard-0", {"c#w#5": ["a", "gone"]}) == {}
     assert broker.usage() == {"a": (1, 1)}
+
+
+def test_a_restarted_host_gets_back_the_permits_its_dead_incarnation_was_releasing() -> None:
+    broker, grants = broker_with(a=2)
+    keys = ["c#w#1", "c#w#2", "c#w#3", "c#w#4"]
+    on_shard_0 = [key for key in keys if Sharded(0, 2).owns(key)]
+    on_shard_1 = [key for key in keys if Sharded(1, 2).owns(key)]
+    assert on_shard_0 and on_shard_1
+    broker.acquire(on_shard_0[0], "c#w", "1", ["a"])
+    broker.acquire(on_shard_1[0], "c#w", "2", ["a"])
+    broker.acquire("c#w#9", "c#w", "9", ["a"])  # waits
+    # Shard 0 died after its instance finished, before the release reached the broker; it reports nothing.
+    broker.restore_holders("shard-0", {}, owner=Sharded(0, 2))
+    assert broker.holders("a") == {on_shard_1[0], "c#w#9"}  # the waiter got the permit given back
+    assert grants == [("c#w#9", ("a",))]
+    # A report that is not from a restarted host (a broker asking) takes nothing away.
+    broker.restore_holders("shard-1", {})
+    assert broker.holders("a") == {on_shard_1[0], "c#w#9"}
 
 
 def test_cancel_forgets_a_waiter() -> None:

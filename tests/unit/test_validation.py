@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from styx_actors.model import DeploymentSource, Workflow, WorkflowConfiguration
 from styx_actors.retry_condition import RetryConditionSyntaxError, parse_retry_condition
 from styx_actors.validation import (
-    WorkflowValidationError,
+    ValidationLimits,
     format_errors_bracketed,
     format_errors_plain,
-    validate_workflow,
     workflow_errors,
 )
 
@@ -34,7 +33,7 @@ def workflow(component_id: str = "component", workflow_id: str | None = None, **
 
 
 def errors(max_running_timeout: timedelta | None = None, **kwargs: Any) -> list[str]:
-    return workflow_errors(workflow(**kwargs), max_running_timeout)
+    return workflow_errors(workflow(**kwargs), ValidationLimits(max_running_timeout))
 
 
 def syntax_message(condition: str) -> str:
@@ -56,8 +55,7 @@ def test_a_complete_valid_workflow_has_no_errors() -> None:
         retry_condition="(#tries < 2 && #triggerType == 'backfill') || (#triggerType != 'backfill')",
         deployment_source={"repository": "https://github.com/org/repo", "source": "ci"},
     )
-    assert workflow_errors(valid, MAX_RUNNING) == []
-    validate_workflow(valid, MAX_RUNNING)  # does not raise
+    assert workflow_errors(valid, ValidationLimits(MAX_RUNNING)) == []
 
 
 def test_a_workflow_without_docker_image_is_valid() -> None:
@@ -286,7 +284,7 @@ def test_every_problem_is_listed_in_styx_order() -> None:
         docker_args=["x" * 1_000_000],
         docker_image="UPPER",
     )
-    assert workflow_errors(broken, MAX_RUNNING) == [
+    assert workflow_errors(broken, ValidationLimits(MAX_RUNNING)) == [
         "component id cannot be empty",
         "workflow id mismatch",
         "id too long: 257, limit = 256",
@@ -324,14 +322,6 @@ def test_formats() -> None:
     assert format_errors_plain(["a", "b"]) == "Invalid workflow configuration: a, b"
     assert format_errors_bracketed(["only"]) == "Invalid workflow configuration: [only]"
     assert format_errors_plain(["only"]) == "Invalid workflow configuration: only"
-
-
-def test_validate_workflow_raises_with_every_error() -> None:
-    with pytest.raises(WorkflowValidationError) as raised:
-        validate_workflow(workflow(component_id="", schedule="bogus"))
-    assert raised.value.errors == ["component id cannot be empty", "invalid schedule"]
-    assert str(raised.value) == "Invalid workflow configuration: [component id cannot be empty, invalid schedule]"
-    assert isinstance(raised.value, ValueError)
 
 
 _TEXT = st.one_of(st.none(), st.text(max_size=40))
