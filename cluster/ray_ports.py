@@ -2,22 +2,26 @@
 
 An `ActorDirectory` is what one process knows of an installation's actors (one Ray namespace): their handles
 and call batchers. A `RayPort` from it awaits any method of a role's hosted object; the per-instance calls of
-a burst go in batches (styx_actors/actors/batching.py), the others one Ray call each. `host_role` and
-`runner_role` name the actor of an instance and of a node's runner.
+a burst go in batches (styx_actors/actors/batching.py), the others one Ray call each. The directory's typed
+factories (`host`, `scheduler`, `broker`, `runner`, and `as_host` for a port built elsewhere) are where a
+`RayPort` becomes the protocol of its kind (styx_actors/actors/interfaces.py); `port` gives the untyped one
+(fire-and-forget `tell`, the actor's handle). `host_role` and `runner_role` name the actor of an instance and
+of a node's runner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVarTuple, cast
 
 import ray
 from ray.exceptions import ActorDiedError
 
 from cluster.remote_errors import remote_result
 from styx_actors.actors.batching import Call, CallBatcher, Outcome
+from styx_actors.actors.interfaces import BrokerPort, HostPort, RunnerPort, SchedulerPort
 from styx_actors.actors.placement import (
     DEDICATED_ROLE_PREFIX,
     dedicated_role,
@@ -30,21 +34,25 @@ def actor_name(role: str) -> str:
     return f"styx-{role}"
 
 
+Args = TypeVarTuple("Args")
+
 # The per-instance calls of a burst: batched (styx_actors/actors/batching.py). Their exceptions are plain
-# (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries.
+# (picklable as a value); other methods go one Ray call each, whose errors Ray itself carries. Named through
+# the protocols, so that each is a method of its kind of port; the batching goes by name, whatever the port.
 BATCHED_METHODS = frozenset(
-    {
-        "trigger",
-        "acquire",
-        "release",
-        "granted",
-        "instance_finished",
-        "runner_status",
-        "start_for",
-        "status",
-        "stop",
-        "load",
-    }
+    method.__name__
+    for method in (
+        HostPort.trigger,
+        BrokerPort.acquire,
+        BrokerPort.release,
+        HostPort.granted,
+        SchedulerPort.instance_finished,
+        HostPort.runner_status,
+        RunnerPort.start_for,
+        RunnerPort.status,
+        RunnerPort.stop,
+        RunnerPort.load,
+    )
 )
 
 
@@ -66,7 +74,22 @@ class ActorDirectory:
         )
 
     def port(self, role: str) -> RayPort:
+        """The role's untyped port (its handle, `tell`); the typed ones are below."""
         return RayPort(role, self)
+
+    def host(self, role: str) -> HostPort:
+        """A host of instances: `shard-<i>` (a dedicated instance's port is a `DedicatedPort`: `as_host`)."""
+        return as_host(self.port(role))
+
+    def scheduler(self) -> SchedulerPort:
+        return cast(SchedulerPort, self.port("scheduler"))
+
+    def broker(self) -> BrokerPort:
+        return cast(BrokerPort, self.port("resources"))
+
+    def runner(self, role: str) -> RunnerPort:
+        """A node's runner actor (`runner_role`)."""
+        return cast(RunnerPort, self.port(role))
 
     def handle(self, role: str) -> Any:
         """The role's actor handle; ValueError when no such actor exists."""
@@ -99,6 +122,10 @@ class RayPort:
         self._role = role
         self._directory = directory
 
+    @property
+    def role(self) -> str:
+        return self._role
+
     def handle(self) -> Any:
         return self._directory.handle(self._role)
 
@@ -110,7 +137,7 @@ class RayPort:
             self._directory.forget(self._role)
             raise
 
-    def __getattr__(self, method: str):
+    def __getattr__(self, method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         async def call(*args: Any, **kwargs: Any) -> Any:
             if method in BATCHED_METHODS and not kwargs:
                 return await self._batcher().call(method, args)
@@ -118,12 +145,17 @@ class RayPort:
 
         return call
 
-    def tell(self, method: str, *args: Any) -> None:
-        """Fire and forget (notifications that must not block the sender)."""
-        self._batcher().tell(method, args)
+    def tell(self, method: Callable[[Any, *Args], Awaitable[None]], *args: *Args) -> None:
+        """Fire and forget (notifications that must not block the sender): `tell(HostPort.granted, holder,
+        ids)` sends `granted(holder, ids)` with the next batch, its arguments checked against the protocol."""
+        self._batcher().tell(method.__name__, args)
 
     def _batcher(self) -> CallBatcher:
         return self._directory.batcher(self._role, lambda calls: self._remote("call_batch", calls))
+
+
+def as_host(port: RayPort) -> HostPort:
+    return cast(HostPort, port)
 
 
 def host_role(settings: Settings, instance_key: str) -> str:

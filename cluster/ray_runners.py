@@ -14,7 +14,8 @@ from typing import Any
 
 import ray
 
-from cluster.ray_ports import ActorDirectory, RayPort, actor_name, runner_role
+from cluster.ray_ports import ActorDirectory, actor_name, runner_role
+from styx_actors.actors.interfaces import HostPort, RunnerPort
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.runner_choice import RunnerLoad, choose_runner, holder
 from styx_actors.runners import make_runner
@@ -27,6 +28,7 @@ from styx_actors.runners.base import (
     RunnerError,
     Running,
     RunSpec,
+    StatusListener,
 )
 from styx_actors.settings import Settings
 from styx_actors.store import Store
@@ -45,10 +47,10 @@ STOPPED_WHILE_WAITING = "Stopped while waiting for a runner with capacity"
 
 
 class PlacingRunner:
-    """The Runner protocol over the runner actors of every node: a start goes to a runner with room
-    (`choose_runner`), status and stop go to the runner that holds the execution. Status updates are pushed
-    by the runner actors to the shards directly. Its own node's runner is started by the caller
-    (cluster/ray_system.py `start_node_runner`)."""
+    """What a shard runs its executions on (an `ExecutionRunner`, styx_actors/runners/base.py) over the runner
+    actors of every node: a start goes to a runner with room (`choose_runner`), status and stop go to the
+    runner that holds the execution. Status updates are pushed by the runner actors to the shards directly.
+    Its own node's runner is started by the caller (cluster/ray_system.py `start_node_runner`)."""
 
     def __init__(self, owner_role: str, directory: ActorDirectory) -> None:
         self._own_role = runner_role(ray.get_runtime_context().get_node_id())
@@ -94,7 +96,7 @@ class PlacingRunner:
             await self._port(role).stop(execution_id)
             self._placed.pop(execution_id, None)
 
-    def watch(self, listener: Any) -> None:
+    def watch(self, listener: StatusListener) -> None:
         """Nothing to register: the runner actors call `runner_status` on the shard."""
 
     async def close(self) -> None:
@@ -156,8 +158,8 @@ class PlacingRunner:
             self._roles_listed_at = time.monotonic()
         return self._roles
 
-    def _port(self, role: str) -> RayPort:
-        return self._directory.port(role)
+    def _port(self, role: str) -> RunnerPort:
+        return self._directory.runner(role)
 
 
 class RunnerHost:
@@ -232,7 +234,7 @@ class RunnerHost:
         except ValueError:
             self._owner.pop(execution_id, None)  # its host is gone (dedicated instance finished)
             return
-        port.tell("runner_status", execution_id, status)
+        port.tell(HostPort.runner_status, execution_id, status)
 
     async def clean_up(self) -> None:
         await clean_up_executions(self._store, self._runner)

@@ -28,6 +28,7 @@ import inspect
 import logging
 import os
 import random
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +36,13 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.local_ray import local_ray_init
-from cluster.ray_ports import ActorDirectory, RayPort, actor_name, host_role, runner_role
+from cluster.ray_ports import ActorDirectory, RayPort, actor_name, as_host, host_role, runner_role
 from cluster.ray_runners import PlacingRunner, RunnerHost
 from cluster.remote_errors import remote_result
 from styx_actors.actors.batching import Call, Outcome, run_batch
 from styx_actors.actors.broker_host import BrokerHost
 from styx_actors.actors.commands import Commands
+from styx_actors.actors.interfaces import HostPort, SchedulerPort
 from styx_actors.actors.local import CLEANUP_INTERVAL, load_resource_limits
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import (
@@ -55,7 +57,7 @@ from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import Clock, SystemClock
 from styx_actors.model import State, WorkflowInstance
 from styx_actors.runners import make_runner
-from styx_actors.runners.base import Runner
+from styx_actors.runners.base import ExecutionRunner
 from styx_actors.settings import Settings
 from styx_actors.store import Store, open_store
 from styx_actors.store.marker import remembered_marker
@@ -137,13 +139,12 @@ class ActorHost:
     async def _build_broker(self, store: Store) -> BrokerHost:
         settings = self._settings
         broker = BrokerHost(
-            on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell("granted", holder, ids)
+            on_granted=lambda holder, ids: self._port(host_role(settings, holder)).tell(HostPort.granted, holder, ids)
         )
         await load_resource_limits(broker.broker, store)
         # Counters come back from the snapshots the hosts hold; acquires wait until every host has reported.
-        broker.recover(
-            {host._role: host for host in await RayRouter(settings, store, self._clock, self._directory).hosts()}
-        )
+        router = RayRouter(settings, store, self._clock, self._directory)
+        broker.recover({port.role: as_host(port) for port in await router.host_ports()})
         return broker
 
     async def _build_scheduler(self, store: Store) -> Scheduler:
@@ -163,22 +164,21 @@ class ActorHost:
             if self._instance
             else Sharded(int(self._role.removeprefix("shard-")), settings.shard_count)
         )
-        runner: Runner
+        runner: ExecutionRunner
         if settings.runner == "noop":
             runner = make_runner(settings)
         else:
             start_node_runner(settings)
-            # The part of Runner a shard calls (start, status, stop, watch); a narrower protocol is still to do.
-            runner = PlacingRunner(self._role, self._directory)  # type: ignore[assignment]
+            runner = PlacingRunner(self._role, self._directory)
         scheduler_port = self._port("scheduler")
 
         def finished(instance: WorkflowInstance, trigger_id: str | None, state: State) -> None:
-            scheduler_port.tell("instance_finished", instance, trigger_id, state)
+            scheduler_port.tell(SchedulerPort.instance_finished, instance, trigger_id, state)
             if self._instance is not None:  # a dedicated instance actor ends with its instance
                 self._loops.append(asyncio.get_running_loop().create_task(self._exit()))  # held until the end
 
         shard = InstanceShard(
-            placement, store, runner, self._port("resources"), settings, self._clock, on_finished=finished
+            placement, store, runner, self._directory.broker(), settings, self._clock, on_finished=finished
         )
         await shard.start()
         return shard
@@ -195,7 +195,8 @@ class ActorHost:
 
 
 class DedicatedPort(RayPort):
-    """The port of one instance's own actor: created when the instance is triggered, absent otherwise."""
+    """The port of one instance's own actor: created when the instance is triggered, absent otherwise (then
+    every call but `trigger` answers None). A `HostPort` through `as_host`."""
 
     def __init__(self, instance: WorkflowInstance, settings: Settings, clock: Clock, directory: ActorDirectory) -> None:
         super().__init__(dedicated_role(instance.key()), directory)
@@ -212,7 +213,7 @@ class DedicatedPort(RayPort):
     async def trigger(self, *args: Any) -> Any:
         return await remote_result(self.ensure().call.remote("trigger", *args))
 
-    def __getattr__(self, method: str):
+    def __getattr__(self, method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         async def call(*args: Any, **kwargs: Any) -> Any:
             try:
                 handle = self.handle()
@@ -230,15 +231,27 @@ class RayRouter(InstanceRouter):
         self._clock = clock
         self._directory = directory
 
-    def port_for(self, instance: WorkflowInstance) -> RayPort:
+    def port_for(self, instance: WorkflowInstance) -> HostPort:
         if self._settings.placement == "dedicated":
-            return DedicatedPort(instance, self._settings, self._clock, self._directory)
-        return self._directory.port(host_role(self._settings, instance.key()))
+            return as_host(self._dedicated_port(instance))
+        return self._directory.host(host_role(self._settings, instance.key()))
 
-    async def hosts(self) -> list[RayPort]:
+    async def hosts(self) -> list[HostPort]:
+        return [as_host(port) for port in await self.host_ports()]
+
+    async def host_ports(self) -> list[RayPort]:
+        """The untyped ports of every host (their roles and handles): the shards, or in dedicated placement
+        the actor of every active instance."""
         if self._settings.placement == "dedicated":
-            return [self.port_for(s.workflow_instance) for s in await self._store.active_states()]
+            return list(await self.dedicated_ports())
         return [self._directory.port(f"shard-{i}") for i in range(self._settings.shard_count)]
+
+    async def dedicated_ports(self) -> list[DedicatedPort]:
+        """In dedicated placement, the port of every active instance's actor (which may not exist yet)."""
+        return [self._dedicated_port(s.workflow_instance) for s in await self._store.active_states()]
+
+    def _dedicated_port(self, instance: WorkflowInstance) -> DedicatedPort:
+        return DedicatedPort(instance, self._settings, self._clock, self._directory)
 
 
 def _host_options(role: str, settings: Settings, detached: bool) -> Any:
@@ -307,12 +320,11 @@ class RaySystem:
         return self.directory.port(role)
 
     async def tick(self) -> int:
-        count: int = await self.port("scheduler").tick()
-        return count
+        return await self.directory.scheduler().tick()
 
     async def active_count(self) -> int:
-        counts = await self.router.broadcast("active_count")
-        return sum(count or 0 for count in counts)
+        counts = await self.router.broadcast(lambda host: host.active_count())
+        return sum(count or 0 for count in counts)  # None: a dedicated instance's actor that is gone
 
     async def stop(self) -> None:
         """Leave the cluster: a local installation's actors end (they would with this driver anyway), a
@@ -330,7 +342,7 @@ class RaySystem:
     async def kill(self) -> None:
         """Remove every actor of this system for good (tests; detached installations being torn down)."""
         # The shards are among the roles; dedicated instance actors are found through the store.
-        hosts = await self.router.hosts()
+        hosts = await self.router.host_ports()
         for port in [*map(self.port, self.roles), *hosts]:
             try:
                 ray.kill(port.handle(), no_restart=True)
@@ -397,15 +409,15 @@ async def start_ray_system(settings: Settings, store: Store | None = None, clock
     directory = ActorDirectory(settings.ray_namespace)
     router = RayRouter(settings, store, clock, directory)
     if settings.placement == "dedicated":  # resume every active instance in its own actor
-        await asyncio.gather(*(host.ensure().ping.remote() for host in await router.hosts()))
+        await asyncio.gather(*(host.ensure().ping.remote() for host in await router.dedicated_ports()))
     commands = Commands(
         store,
         router,
-        directory.port("scheduler"),
-        directory.port("resources"),
+        directory.scheduler(),
+        directory.broker(),
         clock,
         ValidationLimits.from_settings(settings),
-        runners=[directory.port(role) for role in roles if role.startswith("runner-")],
+        runners=[directory.runner(role) for role in roles if role.startswith("runner-")],
     )
     return RaySystem(
         commands=commands,

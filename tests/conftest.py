@@ -10,15 +10,38 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cluster.local_cluster import free_port
 from styx_actors.clock import ManualClock
+from styx_actors.settings import Settings
 from styx_actors.timeutil import UTC
+
+
+def settings_for_tests(data_dir: Path, label: str, **overrides: Any) -> Settings:
+    """The settings every test package starts from: Styx's defaults, two shards, the delays a test cannot wait
+    for shortened, no network and no grace period for containers, and a private Docker label and Ray
+    namespace (`label` names the package: `styx-<label>-<random>`). Each package adds what it needs."""
+    tag = f"styx-{label}-{uuid.uuid4().hex[:8]}"
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "shard_count": 2,
+        "docker_installation_id": tag,
+        "ray_namespace": tag,
+        "container_network": "none",
+        "container_grace_period": timedelta(seconds=0),
+        "state_manager_tick_interval": timedelta(seconds=1),
+        "workflow_cache_ttl": timedelta(seconds=0),
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):

@@ -16,6 +16,8 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable, Sized
+from typing import TypeVar
 
 import httpx
 from docker.errors import DockerException
@@ -27,7 +29,11 @@ from benchmarks.chaos.processes import RedisProcess, ServiceProcess, wait_ready
 
 log = logging.getLogger(__name__)
 
+Candidates = TypeVar("Candidates", bound=Sized)
+
 PAUSED_PROBE_SECONDS = 3.0  # how long `/readyz` is given while Redis is paused
+TARGET_WAIT_SECONDS = 20.0  # how long a kill waits for something to hit (no container running, a restart under way)
+TARGET_POLL_SECONDS = 0.5
 WATCH_INTERVAL_SECONDS = 2.0
 
 
@@ -70,7 +76,7 @@ class Faults:
         at = time.time()
         kind = planned.kind
         if kind is FaultKind.ACTOR_KILL:
-            actors = await asyncio.to_thread(self._service.actor_pids)
+            actors = await _first_found(self._service.actor_pids)
             name = pick_one(sorted(actors), planned.pick)
             detail = f"of {len(actors)} actors"
             if name is not None:
@@ -85,7 +91,7 @@ class Faults:
             return Fault(kind, at, "service")
         if kind is FaultKind.CONTAINER_KILL:
             try:
-                running = await asyncio.to_thread(self._engine.running)
+                running = await _first_found(self._engine.running)
                 name = pick_one(running, planned.pick)
                 if name is not None:
                     await asyncio.to_thread(self._engine.kill, name)
@@ -143,3 +149,15 @@ class Faults:
             return f"no answer within {PAUSED_PROBE_SECONDS:.0f} s"
         except httpx.HTTPError as error:
             return f"{type(error).__name__}"
+
+
+async def _first_found(candidates: Callable[[], Candidates]) -> Candidates:
+    """The candidates of a kill, waiting up to TARGET_WAIT_SECONDS for there to be one: a kill planned while
+    nothing runs (between containers, during a service restart) hits the next thing that does, so that every
+    kind of fault is exercised even in a short run."""
+    deadline = time.monotonic() + TARGET_WAIT_SECONDS
+    while True:
+        found = await asyncio.to_thread(candidates)
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(TARGET_POLL_SECONDS)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from styx_actors.actors.batching import BatchLoader
+from styx_actors.actors.interfaces import BrokerPort, LogReader, SchedulerPort
 from styx_actors.actors.ports import InstanceRouter
 from styx_actors.clock import Clock
 from styx_actors.errors import BadRequest, Conflict, NotFound
@@ -81,12 +82,12 @@ class Commands:
         self,
         store: Store,
         router: InstanceRouter,
-        scheduler: Any,
-        resources: Any,
+        scheduler: SchedulerPort,
+        resources: BrokerPort,
         clock: Clock,
         validation_limits: ValidationLimits,
         rng: random.Random | None = None,
-        runners: list[Any] | None = None,
+        runners: list[LogReader] | None = None,
     ) -> None:
         self._store = store
         self._runners = runners or []
@@ -132,7 +133,7 @@ class Commands:
         if not await self._store.delete_workflow(workflow_id):
             raise NotFound("Workflow does not exist")
         await self._scheduler.workflow_deleted(workflow_id)
-        await self._router.broadcast("forget_workflow", workflow_id)
+        await self._router.broadcast(lambda host: host.forget_workflow(workflow_id))
 
     async def patch_workflow_state(self, workflow_id: WorkflowId, patch: WorkflowStatePatch) -> WorkflowState:
         if await self._store.get_workflow(workflow_id) is None:
@@ -145,7 +146,7 @@ class Commands:
 
     async def _workflow_changed(self, workflow_id: WorkflowId, state: WorkflowState) -> None:
         await self._scheduler.workflow_changed(workflow_id, state)
-        await self._router.broadcast("forget_workflow", workflow_id)
+        await self._router.broadcast(lambda host: host.forget_workflow(workflow_id))
 
     # -- instances ------------------------------------------------------------------------------------------
 
@@ -233,8 +234,8 @@ class Commands:
     async def stats(self) -> dict[str, int]:
         """Transition and trigger totals summed over the instance hosts (metrics)."""
         totals: Counter[str] = Counter()
-        for host_stats in await self._router.broadcast("stats"):
-            totals.update(host_stats or {})
+        for host_stats in await self._router.broadcast(lambda host: host.stats()):
+            totals.update(host_stats or {})  # None: a dedicated instance's actor that is gone
         return dict(totals)
 
     # -- resources and global config ------------------------------------------------------------------------
@@ -247,12 +248,12 @@ class Commands:
     async def delete_resource(self, resource_id: str) -> None:
         await self._store.delete_resource(resource_id)
         await self._resources.remove(resource_id)
-        await self._router.broadcast("requeue_waiters")  # its waiters learn that it is gone
+        await self._router.broadcast(lambda host: host.requeue_waiters())  # its waiters learn that it is gone
 
     async def set_global_config(self, config: GlobalConfig) -> GlobalConfig:
         await self._store.put_config(config)
         await self._resources.set_global_concurrency(config.concurrency)
-        await self._router.broadcast("set_global_config", config)
+        await self._router.broadcast(lambda host: host.set_global_config(config))
         return config
 
     # -- backfills ------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The workflow instance actor: one per active instance, owning its RunState.
 
 It handles its events one at a time from its own mailbox: apply the pure transition, persist snapshot +
-event (group commit), and only then run the output handlers. Handler results come back to the same
+event (group commit), and only then run the output handlers (output_handlers.py). Handler results come back to the same
 mailbox as events guarded by the counter they were computed for, so a stale result is dropped
 (docs/semantics.md#output-handlers). The mailbox is drained by a task that exists only while messages are
 pending, so an idle instance costs a few objects, not a coroutine.
@@ -17,28 +17,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Protocol
 
-from styx_actors.actors.resources import (
-    AcquireResult,
-    Granted,
-    Missing,
-    Waiting,
-    limit_reached_message,
-    missing_resources_message,
-)
-from styx_actors.events import (
-    Dequeue,
-    Event,
-    Halt,
-    Info,
-    RetryAfter,
-    RunError,
-    Submitted,
-    Timeout,
-    event_to_json_text,
-)
-from styx_actors.execution import prepare_event
-from styx_actors.model import Message, RunState, State, Workflow, WorkflowConfiguration, WorkflowState
-from styx_actors.runners.base import ExecutionStatus, RunnerError, build_run_spec, progress_events
+from styx_actors.actors.output_handlers import STATE_HANDLERS, arm_timeout, poll_execution, request_resources
+from styx_actors.actors.resources import AcquireResult
+from styx_actors.events import Dequeue, Event, Timeout, event_to_json_text
+from styx_actors.model import RunState, State, Workflow, WorkflowConfiguration, WorkflowState
+from styx_actors.runners.base import ExecutionStatus, build_run_spec, progress_events
 from styx_actors.state_machine import transition
 from styx_actors.validation import ValidationLimits
 
@@ -145,30 +128,20 @@ class InstanceActor:
             self.run_handlers()
         return new
 
-    # -- output handlers ------------------------------------------------------------------------------------
+    # -- output handlers (output_handlers.py) --------------------------------------------------------------
+
+    @property
+    def host(self) -> InstanceHost:
+        return self._host
 
     def run_handlers(self) -> None:
         """React to the current state (after a transition, on recovery and on reconcile ticks)."""
-        state = self.state
-        if state.state is State.QUEUED:
-            delay = state.data.retry_delay_millis or 0
-            if delay > 0 and state.timestamp + delay > self._host.now_millis():
-                self._host.schedule(self, state.timestamp + delay, "dequeue")
-            elif not self._host.queued_at_broker(self):  # a queued one is woken by a release instead
-                self._spawn(self._request_resources())
-        elif state.state is State.PREPARE:
-            self._spawn(self._prepare())
-        elif state.state is State.SUBMITTING:
-            self._spawn(self._submit())
-        elif state.state is State.SUBMITTED:
-            # The runner may have reported before `submitted` was persisted (the noop runner always does).
-            self._spawn(self.poll())
-        elif state.state in (State.TERMINATED, State.FAILED):
-            self._spawn(self._terminated())
-        if state.state is State.RUNNING:  # its timeout depends on the workflow's running timeout
-            self._spawn(self._arm_running_timeout(), exclusive=False)
-        else:
-            self._host.schedule(self, self._host.timeout_deadline(state, None), "timeout")
+        handler = STATE_HANDLERS.get(self.state.state)
+        if handler is not None:
+            self._spawn(handler(self))
+        arming = arm_timeout(self)
+        if arming is not None:
+            self._spawn(arming, exclusive=False)
 
     def _spawn(self, work: Coroutine[None, None, None], exclusive: bool = True) -> None:
         """Run a handler; an exclusive one runs at most once at a time per state (reconcile ticks re-run
@@ -193,32 +166,7 @@ class InstanceActor:
         if kind == "timeout":
             self.tell_guarded(Timeout(), counter)
         elif kind == "dequeue":
-            self._spawn(self._request_resources())
-
-    async def _request_resources(self) -> None:
-        state = self.state
-        if state.state is not State.QUEUED:
-            return
-        if not self._host.global_enabled():
-            self.tell_guarded(RetryAfter(self._host.requeue_delay_millis()), state.counter)
-            return
-        found = await self._host.workflow(self, fresh=False)
-        resource_ids = list(found[0].configuration.resources) if found else []
-        result = await self._host.acquire(self, resource_ids)
-        if isinstance(result, Granted):
-            # granted() checks the state again: something may have happened meanwhile.
-            if not self.granted(result.resource_ids):
-                self._host.release_permits(self)
-            return
-        if state.counter != self.state.counter:
-            return  # something happened meanwhile
-        if isinstance(result, Missing):
-            self.tell_guarded(RunError(missing_resources_message(result.resource_ids)), state.counter)
-        elif isinstance(result, Waiting):
-            line = limit_reached_message(result.depleted)
-            last = state.data.last_message()
-            if last is None or last.line != line:
-                self.tell_guarded(Info(Message.info(line)), state.counter)
+            self._spawn(request_resources(self))
 
     def granted(self, resource_ids: tuple[str, ...]) -> bool:
         """The resource broker gave this instance its permits: move on to PREPARE. False when the instance
@@ -238,42 +186,6 @@ class InstanceActor:
         if reply.cancelled() or reply.exception() is not None or reply.result() is None:
             self._host.release_permits(self)
 
-    async def _prepare(self) -> None:
-        state = self.state
-        found = await self._host.workflow(self, fresh=True)
-        event, reason = prepare_event(state, found, self._host.validation_limits())
-        if reason:
-            log.info(reason)
-        self.tell_guarded(event, state.counter)
-
-    async def _submit(self) -> None:
-        state = self.state
-        data = state.data
-        if data.execution_id is None or data.execution_description is None:
-            self.tell_guarded(Halt(), state.counter)
-            return
-        try:
-            await self._host.start_execution(self)
-        except RunnerError as exc:
-            self.tell_guarded(RunError(str(exc)), state.counter)
-            return
-        self.tell_guarded(Submitted(execution_id=data.execution_id, runner_id=self._host.runner_id), state.counter)
-
-    async def _terminated(self) -> None:
-        """Styx's TerminationHandler: success, a retry or a stop (RetryPolicy.on_terminal_state)."""
-        state = self.state
-        found = await self._host.workflow(self, fresh=False)  # cached: a success costs no store read
-        event = self._host.terminal_decision(state, found[0].configuration if found else None)
-        if event is not None:
-            self.tell_guarded(event, state.counter)
-
-    async def _arm_running_timeout(self) -> None:
-        state = self.state
-        found = await self._host.workflow(self, fresh=False)
-        config = found[0].configuration if found else None
-        if state.counter == self.state.counter and self.active:
-            self._host.schedule(self, self._host.timeout_deadline(state, config), "timeout")
-
     # -- runner progress ------------------------------------------------------------------------------------
 
     def runner_status(self, execution_id: str, status: ExecutionStatus) -> None:
@@ -287,10 +199,7 @@ class InstanceActor:
             self.tell_guarded(event, state.counter + offset)
 
     async def poll(self) -> None:
-        state = self.state
-        execution_id = state.data.execution_id
-        if state.state in (State.SUBMITTED, State.RUNNING) and execution_id is not None:
-            self.runner_status(execution_id, await self._host.execution_status(execution_id))
+        await poll_execution(self)
 
     def spec(self):
         return build_run_spec(self.state, self._host.environment)

@@ -17,7 +17,7 @@ from styx_actors.actors.commands import Commands
 from styx_actors.actors.janitor import clean_up_executions
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Sharded, shard_index
-from styx_actors.actors.ports import LocalPort, ShardRouter
+from styx_actors.actors.ports import ShardRouter, local_broker, local_host, local_scheduler
 from styx_actors.actors.resources import ResourceBroker
 from styx_actors.actors.scheduler import Scheduler
 from styx_actors.actors.shard import InstanceShard
@@ -67,22 +67,23 @@ class LocalActorSystem:
         await load_resource_limits(broker.broker, store)
         broker.expect_reports(Sharded(i, count).name for i in range(count))  # each shard reports as it starts
         scheduler = Scheduler(store, router.trigger, clock, settings)
+        broker_port = local_broker(broker)
         shards.extend(
             InstanceShard(
-                Sharded(i, count), store, runner, LocalPort(broker), settings, clock, scheduler.instance_finished, rng
+                Sharded(i, count), store, runner, broker_port, settings, clock, scheduler.instance_finished, rng
             )
             for i in range(count)
         )
-        router.shards = [LocalPort(shard) for shard in shards]
+        router.shards = [local_host(shard) for shard in shards]
         commands = Commands(
             store,
             router,
-            LocalPort(scheduler),
-            LocalPort(broker),
+            local_scheduler(scheduler),
+            broker_port,
             clock,
             ValidationLimits.from_settings(settings),
             rng,
-            runners=[LocalPort(runner)],
+            runners=[runner],  # a Runner reads logs itself (a LogReader): no port needed in one process
         )
         for shard in shards:
             await shard.start()

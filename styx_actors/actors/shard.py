@@ -19,16 +19,16 @@ from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
 
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from styx_actors.actors.batching import BatchLoader
 from styx_actors.actors.committer import GroupCommitter
 from styx_actors.actors.instance import InstanceActor, NotActive
+from styx_actors.actors.interfaces import BrokerPort
 from styx_actors.actors.loops import every
 from styx_actors.actors.placement import Placement
-from styx_actors.actors.resources import AcquireResult, Granted, HolderOwner, Missing
+from styx_actors.actors.resources import AcquireResult, Granted, Missing
 from styx_actors.clock import Clock
 from styx_actors.events import Event, RetryAfter, TriggerExecution
 from styx_actors.model import (
@@ -44,7 +44,7 @@ from styx_actors.model import (
     WorkflowState,
 )
 from styx_actors.retry import RetryPolicy
-from styx_actors.runners.base import ExecutionStatus, Runner, RunnerError
+from styx_actors.runners.base import ExecutionRunner, ExecutionStatus, RunnerError
 from styx_actors.settings import Settings
 from styx_actors.state_machine import new_instance_state
 from styx_actors.store.base import Store, StoreError, Transition
@@ -64,16 +64,6 @@ TIMER_COMPACTION_SLACK = 1000
 
 class AlreadyActive(Exception):
     """The instance is already triggered (docs/semantics.md#triggers)."""
-
-
-class ResourcesPort(Protocol):
-    async def acquire(
-        self, holder: str, workflow_key: str, parameter: str, resource_ids: list[str]
-    ) -> AcquireResult: ...
-    async def release(self, holder: str) -> None: ...
-    async def restore_holders(
-        self, host: str, holders: dict[str, list[str]], owner: HolderOwner | None = None
-    ) -> None: ...
 
 
 # (instance, trigger id, final state) of every instance that reached DONE or ERROR
@@ -100,8 +90,8 @@ class InstanceShard:
         self,
         placement: Placement,
         store: Store,
-        runner: Runner,
-        resources: ResourcesPort,
+        runner: ExecutionRunner,
+        resources: BrokerPort,
         settings: Settings,
         clock: Clock,
         on_finished: FinishedListener | None = None,

@@ -224,8 +224,9 @@ StatusListener = Callable[[str, ExecutionStatus], object]  # what a listener ret
 OutputKeeper = Callable[[ExecutionOutput], Awaitable[None]]
 
 
-class Runner(Protocol):
-    runner_id: str
+class ExecutionRunner(Protocol):
+    """The part of a `Runner` that a host of instances uses: start, poll, stop and watch executions. On Ray a
+    shard has only this, `PlacingRunner` (cluster/ray_runners.py), in front of the runner actors of the nodes."""
 
     async def start(self, spec: RunSpec) -> None:
         """Start the execution; a second start of the same execution id does nothing. Raises RunnerError."""
@@ -236,11 +237,15 @@ class Runner(Protocol):
     async def stop(self, execution_id: str) -> None:
         """Stop a running execution (halt, timeout); no error when it is not running or gone."""
 
-    async def owned_executions(self) -> dict[str, ExecutionStatus]:
-        """Every execution this installation has, by execution id (re-attach and reconcile after a restart)."""
-
     def watch(self, listener: StatusListener) -> None:
         """Push status changes to `listener`, called on the event loop that called watch()."""
+
+
+class Runner(ExecutionRunner, Protocol):
+    runner_id: str
+
+    async def owned_executions(self) -> dict[str, ExecutionStatus]:
+        """Every execution this installation has, by execution id (re-attach and reconcile after a restart)."""
 
     async def logs(self, execution_id: str, tail_bytes: int = DEFAULT_LOG_TAIL_BYTES) -> str:
         """The last `tail_bytes` bytes of the execution's output (stdout and stderr, as UTF-8) while it still

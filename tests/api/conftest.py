@@ -37,7 +37,7 @@ from styx_actors.store.sqlite import SqliteStore
 from styx_actors.timeutil import UTC
 from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
 from styx_server.service import Service, start_service
-from tests.conftest import wait_until
+from tests.conftest import settings_for_tests, wait_until
 
 API = "/api/v3"
 COMPONENT = "styx-canary"
@@ -51,23 +51,14 @@ SYSTEMS = ["local", "ray"]
 
 def api_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir,
         "store": f"sqlite:///{data_dir / 'styx.db'}",
         "actor_system": "local",
         "allowed_hosts": ["styx.test"],  # the test client's base URL (the Host check, docs/security.md)
-        "ray_namespace": f"styx-api-{uuid.uuid4().hex[:8]}",
-        "shard_count": 2,
         "runner": "noop",
         "trigger_tick_interval": timedelta(hours=1),
         "backfill_tick_interval": timedelta(hours=1),
-        "state_manager_tick_interval": timedelta(seconds=1),
-        "workflow_cache_ttl": timedelta(seconds=0),
-        "docker_installation_id": f"styx-api-test-{uuid.uuid4().hex[:8]}",
-        "container_network": "none",
-        "container_grace_period": timedelta(seconds=0),
     }
-    values.update(overrides)
-    return Settings(**values)
+    return settings_for_tests(data_dir, "api-test", **{**values, **overrides})
 
 
 def workflow_config(workflow_id: str = WORKFLOW, schedule: str = "hours", **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import os
 import pty
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import pytest
 from styx_actors.settings import Settings
 from styx_server.auth_mode import OPEN_ACCESS, AuthChoice
 from styx_server.service import BackgroundService
-from tests.conftest import free_port
+from tests.conftest import free_port, settings_for_tests
 from tests.integration.conftest import remove_containers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,23 +127,15 @@ class Styx:
 
 def service_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "data_dir": data_dir,
         "store": f"sqlite:///{data_dir / 'styx.db'}",
         "actor_system": "local",
         "host": "127.0.0.1",
         "port": 0,
         "runner": "docker",
-        "shard_count": 2,
         "trigger_tick_interval": timedelta(seconds=0.2),
         "backfill_tick_interval": timedelta(seconds=0.2),
-        "state_manager_tick_interval": timedelta(seconds=1),
-        "workflow_cache_ttl": timedelta(seconds=0),
-        "docker_installation_id": f"styx-cli-test-{uuid.uuid4().hex[:8]}",
-        "container_network": "none",
-        "container_grace_period": timedelta(seconds=0),
     }
-    values.update(overrides)
-    return Settings(**values)
+    return settings_for_tests(data_dir, "cli-test", **{**values, **overrides})
 
 
 @contextmanager

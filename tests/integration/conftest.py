@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from pathlib import Path
 
 import docker
@@ -17,23 +16,14 @@ from styx_actors.settings import Settings
 from styx_actors.store.base import Store
 from styx_actors.store.redis import RedisStore
 from styx_actors.store.sqlite import SqliteStore
+from tests.conftest import settings_for_tests
 
 TEST_IMAGE = "styx-test/busybox:latest"
 
 
 def scenario_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Styx's defaults with the delays a test cannot wait for shortened, and a private Docker label."""
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "shard_count": 2,
-        "docker_installation_id": f"styx-test-{uuid.uuid4().hex[:8]}",
-        "container_network": "none",
-        "container_grace_period": timedelta(seconds=0),
-        "state_manager_tick_interval": timedelta(seconds=1),
-        "workflow_cache_ttl": timedelta(seconds=0),
-    }
-    values.update(overrides)
-    return Settings(**values)
+    """The tests' settings (tests/conftest.py `settings_for_tests`) with Styx's own ticks."""
+    return settings_for_tests(data_dir, "test", **overrides)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -18,7 +18,7 @@ import pytest
 from styx_actors.actors.broker_host import BrokerHost
 from styx_actors.actors.local import load_resource_limits
 from styx_actors.actors.placement import Sharded
-from styx_actors.actors.ports import LocalPort, ShardRouter
+from styx_actors.actors.ports import ShardRouter, local_broker, local_host
 from styx_actors.actors.shard import InstanceShard
 from styx_actors.clock import ManualClock
 from styx_actors.events import event_from_json
@@ -51,7 +51,7 @@ from styx_actors.settings import Settings
 from styx_actors.store.base import StoreError, Transition
 from styx_actors.store.sqlite import SqliteStore
 from styx_actors.timeutil import UTC
-from tests.conftest import wait_until
+from tests.conftest import settings_for_tests, wait_until
 
 COMPONENT = "unit"
 WORKFLOW = WorkflowId(component_id=COMPONENT, id="hourly")
@@ -76,14 +76,11 @@ def workflow(workflow_id: WorkflowId = WORKFLOW, **configuration: Any) -> Workfl
 def unit_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """One shard; reconcile ticks (real time) far away, so that only what a test does moves an instance."""
     values: dict[str, Any] = {
-        "data_dir": tmp_path,
         "runner": "noop",
         "shard_count": 1,
         "state_manager_tick_interval": timedelta(hours=1),
-        "workflow_cache_ttl": timedelta(0),
     }
-    values.update(overrides)
-    return Settings(**values)
+    return settings_for_tests(tmp_path, "unit-test", **{**values, **overrides})
 
 
 class ProcessStopped(Exception):
@@ -199,7 +196,7 @@ class ShardHost:
     @property
     def router(self) -> ShardRouter:
         """How the rest of the system triggers (AlreadyActive becomes Conflict)."""
-        return ShardRouter([LocalPort(self.shard)])
+        return ShardRouter([local_host(self.shard)])
 
 
 ShardFactory = Callable[..., Awaitable[ShardHost]]
@@ -218,7 +215,7 @@ async def start_shard(store: ProbedStore, tmp_path: Path, clock: ManualClock) ->
         await load_resource_limits(broker.broker, store)
         finishes = Finishes()
         shard = InstanceShard(
-            Sharded(0, 1), store, runner, LocalPort(broker), settings, clock, finishes, random.Random(7)
+            Sharded(0, 1), store, runner, local_broker(broker), settings, clock, finishes, random.Random(7)
         )
         shards.append(shard)
         await shard.start()
