@@ -69,15 +69,17 @@ class ApiMetrics:
 
     async def refresh(self, store: Store) -> None:
         """Recompute the state gauges from the store (nothing else runs between the reads' end and the sets)."""
-        states = await store.active_states()
+        by_state: Counter[State] = Counter()
+        usage: Counter[str] = Counter()
+        async for page in store.active_state_pages():  # counted a page at a time: 100,000 are never held
+            by_state.update(state.state for state in page)
+            usage.update(
+                resource_id
+                for state in page
+                if state.state.consumes_resources
+                for resource_id in state.data.resource_ids or ()
+            )
         resources = await store.resources()
-        by_state = Counter(state.state for state in states)
-        usage = Counter(
-            resource_id
-            for state in states
-            if state.state.consumes_resources
-            for resource_id in state.data.resource_ids or ()
-        )
         for state in State:
             self.active_instances.labels(state=state.value).set(by_state.get(state, 0))
         self.resource_usage.clear()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 
 from api.bounds import PathId, QueryId, component_list_errors, refuse_unless_empty
 from api.deps import API_PREFIX, ServicesDep
@@ -25,6 +28,7 @@ from styx_actors.errors import BadRequest
 from styx_actors.model import RunState, RunStateData, RunStateDataPayload, WorkflowInstance
 from styx_actors.runners.base import DEFAULT_LOG_TAIL_BYTES, MAX_LOG_TAIL_BYTES
 from styx_actors.store import OutputSummary
+from styx_actors.store.base import ACTIVE_STATES_PAGE, Store
 from styx_actors.timeutil import format_instant, from_millis
 from styx_actors.validation import MAX_ID_LENGTH
 
@@ -37,9 +41,11 @@ async def active_states(
     component: QueryId = None,
     workflow: Annotated[str | None, Query(description="Needs `component`", max_length=MAX_ID_LENGTH)] = None,
     components: Annotated[str | None, Query(description="Comma-separated component ids; overrides the others")] = None,
-) -> ModelResponse:
+) -> Response:
     store = services.store
     states: list[RunState]
+    if components is None and component is None and workflow is None:
+        return await streamed_active_states(store)
     if components is not None:
         wanted = sorted({name for name in components.split(",") if name})
         refuse_unless_empty(component_list_errors(wanted))
@@ -52,6 +58,31 @@ async def active_states(
     else:
         states = await store.active_states(component)
     return ModelResponse(RunStateDataPayload(active_states=[RunStateData.of(state) for state in states]))
+
+
+_STATE_LIST = TypeAdapter(list[RunStateData])
+
+
+async def streamed_active_states(store: Store, page_size: int = ACTIVE_STATES_PAGE) -> StreamingResponse:
+    """Every active instance, written a page at a time (Store.active_state_pages): the answer for 100,000
+    is never held whole. The first page is read before the answer starts, so an unreachable store is still
+    a 503; a store lost later cuts the answer short (the client sees a broken body, not a shorter list)."""
+    pages = store.active_state_pages(page_size)
+    first: list[RunState] = await anext(pages, [])
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"active_states":['
+        separator = b""
+        page: list[RunState] | None = first
+        while page is not None:
+            if page:
+                # The page as a JSON list, without its brackets: the items of the one list of the answer.
+                yield separator + _STATE_LIST.dump_json([RunStateData.of(state) for state in page], by_alias=True)[1:-1]
+                separator = b","
+            page = await anext(pages, None)
+        yield b"]}"
+
+    return StreamingResponse(body(), media_type="application/json")
 
 
 @router.get("/events/{component_id}/{workflow_id}/{parameter}")

@@ -19,7 +19,7 @@ until `delete_expired_history` deletes those of instances finished longer ago th
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from styx_actors.model import (
@@ -33,6 +33,8 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
+
+ACTIVE_STATES_PAGE = 1000  # snapshots per page of `active_state_pages`: ~1 MB of JSON
 
 
 class StoreError(Exception):
@@ -213,6 +215,13 @@ class Store(abc.ABC):
     async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
         """Snapshots of active instances (all, of a component, or of a component's workflow), sorted by
         instance key. This is the recovery path: it must stay fast for 100,000 snapshots."""
+
+    @abc.abstractmethod
+    def active_state_pages(self, page_size: int = ACTIVE_STATES_PAGE) -> AsyncIterator[list[RunState]]:
+        """Every active instance's snapshot in instance key order, at most `page_size` at a time, so that a
+        reader of all of them (GET /status/activeStates unfiltered, /metrics) never holds them all. Not one
+        snapshot in time: an instance that starts or ends during the read may be listed or not, at its state
+        when its page was read; none is listed twice."""
 
     @abc.abstractmethod
     async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:

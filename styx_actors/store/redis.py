@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -30,7 +30,15 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import (
+    ACTIVE_STATES_PAGE,
+    ExecutionOutput,
+    OutputSummary,
+    Store,
+    StoredEvent,
+    StoreError,
+    Transition,
+)
 from styx_actors.store.records import (
     check_active_filter,
     check_limit,
@@ -541,6 +549,24 @@ class RedisStore(Store):
         else:
             snapshots = await self._indexed_snapshots(self.keys.by_workflow(component_id, workflow_id))
         return decode_run_states(snapshots, sort=True)
+
+    async def active_state_pages(self, page_size: int = ACTIVE_STATES_PAGE) -> AsyncIterator[list[RunState]]:
+        # The field names (~60 bytes each), not the snapshots, are read at once: sorted by the instance they
+        # name, then their snapshots a page at a time. One that ended meanwhile has none any more.
+        fields = sorted(await self._snapshot_fields(), key=lambda field: tuple(json.loads(field)))
+        for start in range(0, len(fields), page_size):
+            snapshots = await self._snapshots_of(fields[start : start + page_size])
+            page = decode_run_states(snapshot for snapshot in snapshots if snapshot is not None)
+            if page:
+                yield page
+
+    @_translate_errors
+    async def _snapshot_fields(self) -> list[str]:
+        return list(await _reply(self._open.client.hkeys(self.keys.snapshots)))
+
+    @_translate_errors
+    async def _snapshots_of(self, fields: list[str]) -> list[str | None]:
+        return list(await _reply(self._open.client.hmget(self.keys.snapshots, fields)))
 
     @_translate_errors
     async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:

@@ -32,7 +32,15 @@ from styx_actors.model import (
     WorkflowState,
     WorkflowStatePatch,
 )
-from styx_actors.store.base import ExecutionOutput, OutputSummary, Store, StoredEvent, StoreError, Transition
+from styx_actors.store.base import (
+    ACTIVE_STATES_PAGE,
+    ExecutionOutput,
+    OutputSummary,
+    Store,
+    StoredEvent,
+    StoreError,
+    Transition,
+)
 from styx_actors.store.records import (
     Outcome,
     apply_state_patch,
@@ -89,6 +97,7 @@ FINISHED_INDEX = (
 )
 # Kept outputs not yet expired at `?` (now, epoch milliseconds).
 _OUTPUT_LIVES = "(expires_at IS NULL OR expires_at > ?)"
+_ACTIVE_PAGE = "SELECT component, workflow, parameter, state_json FROM active_states"  # keyset pages by primary key
 
 GLOBAL_CONFIG = "global"
 INSTALLATION_MARKER = "installation-marker"  # in the config table: name -> the marker as record_json
@@ -392,6 +401,26 @@ class SqliteStore(Store):
                 (component_id, workflow_id),
             )
         return decode_run_states(row[0] for row in rows)
+
+    async def active_state_pages(self, page_size: int = ACTIVE_STATES_PAGE) -> AsyncIterator[list[RunState]]:
+        after: tuple[str, str, str] | None = None
+        while True:
+            if after is None:
+                rows = await self._fetchall(
+                    f"{_ACTIVE_PAGE} ORDER BY component, workflow, parameter LIMIT ?", (page_size,)
+                )
+            else:
+                rows = await self._fetchall(
+                    f"{_ACTIVE_PAGE} WHERE (component, workflow, parameter) > (?, ?, ?) "
+                    "ORDER BY component, workflow, parameter LIMIT ?",
+                    (*after, page_size),
+                )
+            if not rows:
+                return
+            yield decode_run_states(row[3] for row in rows)
+            if len(rows) < page_size:
+                return
+            after = (rows[-1][0], rows[-1][1], rows[-1][2])
 
     async def active_states_by_trigger(self, trigger_id: str) -> list[RunState]:
         rows = await self._fetchall(

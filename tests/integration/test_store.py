@@ -495,6 +495,30 @@ async def test_active_states_filters_and_order(store: Store) -> None:
         await store.active_states(workflow_id="w")
 
 
+async def test_active_state_pages_list_every_active_instance_once_in_key_order(store: Store) -> None:
+    parameters = ["z", "Z", "é", "工", "a b", "a#b", "a", "a\U0001f600", "ab", "a,b", 'a"b']
+    keys = [(c, w, p) for c in ("c", "c d", "b") for w in ("w", "w w") for p in parameters]
+    await store.commit([step(instance(p, c, w), 0, insert=True) for c, w, p in keys])
+    await store.commit([step(instance("a", "c", "w"), 1, State.DONE)])  # ended: not active
+    expected = await store.active_states()
+    assert len(expected) == len(keys) - 1
+
+    for page_size in (1, 7, len(keys) - 1, 1000):
+        pages = [page async for page in store.active_state_pages(page_size)]
+        assert all(0 < len(page) <= page_size for page in pages)
+        assert [state for page in pages for state in page] == expected
+
+
+async def test_an_instance_that_ends_between_pages_is_left_out_and_none_is_listed_twice(store: Store) -> None:
+    await store.commit([step(instance(p), 0, insert=True) for p in ("1", "2", "3", "4")])
+    pages = store.active_state_pages(2)
+    first = await anext(pages)
+    await store.commit([step(instance("3"), 1, State.DONE), step(instance("0"), 0, insert=True)])
+    rest = [state async for page in pages for state in page]
+    assert [s.workflow_instance.parameter for s in first] == ["1", "2"]
+    assert [s.workflow_instance.parameter for s in rest] == ["4"]
+
+
 async def test_active_states_by_trigger(store: Store) -> None:
     runs = [
         (instance("3", "c", "w"), "bf-1"),
