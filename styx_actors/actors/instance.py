@@ -137,8 +137,9 @@ class InstanceActor:
     def run_handlers(self) -> None:
         """React to the current state (after a transition, on recovery and on reconcile ticks)."""
         handler = STATE_HANDLERS.get(self.state.state)
-        if handler is not None:
-            self._spawn(handler(self))
+        work = handler(self) if handler is not None else None
+        if work is not None:
+            self._spawn(work)
         arming = arm_timeout(self)
         if arming is not None:
             self._spawn(arming, exclusive=False)

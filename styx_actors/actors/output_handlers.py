@@ -7,7 +7,8 @@ and each handler below reacts to one state. A handler reads the state it was sta
 (store, broker, runner), and answers with an event told *guarded* by that state's counter, so a result
 computed for a state that has moved on meanwhile is dropped by the instance's mailbox.
 
-`STATE_HANDLERS` says which handler a state runs; `arm_timeout` runs for every state that is not terminal.
+`STATE_HANDLERS` says which handler a state runs (a handler returns the work it starts, or None when it has
+nothing to do); `arm_timeout` runs for every state that is not terminal.
 The instance actor (instance.py) runs them after each transition, on recovery and on reconcile ticks, and
 makes sure an instance runs at most one state handler at a time for a given state.
 """
@@ -29,19 +30,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-StateHandler = Callable[["InstanceActor"], Coroutine[None, None, None]]
+StateHandler = Callable[["InstanceActor"], Coroutine[None, None, None] | None]  # the work to run, if any
 
 
-async def wait_then_request_resources(instance: InstanceActor) -> None:
+def wait_then_request_resources(instance: InstanceActor) -> Coroutine[None, None, None] | None:
     """QUEUED: wait out the retry delay (a `dequeue` timer), then ask the broker for the workflow's permits.
-    An instance already waiting at the broker does not ask again: a release wakes it."""
+    An instance already waiting at the broker does not ask again: a release wakes it. Decided at once, so
+    that reconcile ticks over many parked instances start no work for them; the request, if any, is returned
+    to be run."""
     state = instance.state
     host = instance.host
     delay = state.data.retry_delay_millis or 0
     if delay > 0 and state.timestamp + delay > host.now_millis():
         host.schedule(instance, state.timestamp + delay, "dequeue")
-    elif not host.queued_at_broker(instance):
-        await request_resources(instance)
+        return None
+    if host.queued_at_broker(instance):
+        return None
+    return request_resources(instance)
 
 
 async def request_resources(instance: InstanceActor) -> None:

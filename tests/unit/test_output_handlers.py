@@ -197,8 +197,7 @@ async def test_a_queued_instance_waits_out_its_retry_delay_on_a_dequeue_timer() 
     queued = state_after(RetryAfter(60_000), at=NOW - 10_000)  # a retry due 50 s from now
     actor = Recorded(queued, host)
 
-    await wait_then_request_resources(actor)
-
+    assert wait_then_request_resources(actor) is None
     assert host.scheduled == [(NOW + 50_000, "dequeue")]
     assert (host.acquires, actor.told) == ([], [])
 
@@ -207,8 +206,7 @@ async def test_a_queued_instance_already_waiting_at_the_broker_does_not_ask_agai
     host = ScriptedHost(at_broker=True)
     actor = Recorded(state_after(), host)
 
-    await wait_then_request_resources(actor)
-
+    assert wait_then_request_resources(actor) is None  # no work started: parked instances cost a tick nothing
     assert (host.acquires, host.scheduled, actor.told) == ([], [], [])
 
 
@@ -218,7 +216,9 @@ async def test_a_granted_instance_is_dequeued_with_its_permits() -> None:
     queued = state_after()
     actor = Recorded(queued, host)
 
-    await wait_then_request_resources(actor)
+    request = wait_then_request_resources(actor)
+    assert request is not None
+    await request
 
     assert host.acquires == [["r1"]]
     assert actor.told == [(Dequeue(("r1",)), queued.counter)]
