@@ -21,7 +21,7 @@ from styx_actors.actors.output_handlers import STATE_HANDLERS, arm_timeout, poll
 from styx_actors.actors.resources import AcquireResult
 from styx_actors.events import Dequeue, Event, Timeout, event_to_json_text
 from styx_actors.model import RunState, State, Workflow, WorkflowConfiguration, WorkflowState
-from styx_actors.runners.base import ExecutionStatus, build_run_spec, progress_events
+from styx_actors.runners.base import ExecutionStatus, RunSpec, build_run_spec, progress_events
 from styx_actors.state_machine import transition
 from styx_actors.validation import ValidationLimits
 
@@ -202,7 +202,7 @@ class InstanceActor:
     async def poll(self) -> None:
         await poll_execution(self)
 
-    def spec(self):
+    def spec(self) -> RunSpec:
         return build_run_spec(self.state, self._host.environment)
 
 
