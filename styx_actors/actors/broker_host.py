@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -76,10 +76,14 @@ class BrokerHost:
         return await answer
 
     def restore_holders(
-        self, host: str, holders: Mapping[str, Iterable[str]], owner: HolderOwner | None = None
+        self,
+        host: str,
+        holders: Mapping[str, Iterable[str]],
+        owner: HolderOwner | None = None,
+        active: Collection[str] = (),
     ) -> None:
         recovering = bool(self.broker.awaited_hosts())
-        for resource_id, (count, limit) in self.broker.restore_holders(host, holders, owner).items():
+        for resource_id, (count, limit) in self.broker.restore_holders(host, holders, owner, active).items():
             log.warning(
                 "resource %s has %d holders, over its limit of %d, after %s reported the permits its instances "
                 "hold (%s): they run already, and %s grants nothing more until its holders are below the limit",

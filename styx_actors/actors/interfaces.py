@@ -25,7 +25,7 @@ Ray, the `PlacingRunner` in front of the runner actors, both an `ExecutionRunner
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol
 
 from styx_actors.actors.resources import AcquireResult, HolderOwner
@@ -97,7 +97,11 @@ class BrokerPort(Protocol):
     async def release(self, holder: str) -> None: ...
 
     async def restore_holders(
-        self, host: str, holders: Mapping[str, Iterable[str]], owner: HolderOwner | None = None
+        self,
+        host: str,
+        holders: Mapping[str, Iterable[str]],
+        owner: HolderOwner | None = None,
+        active: Collection[str] = (),
     ) -> None: ...
 
     async def set_limit(self, resource_id: str, limit: int) -> None: ...

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -228,7 +228,11 @@ class ResourceBroker:
         return tuple(sorted(self._recovery.awaited_hosts)) if self._recovery else ()
 
     def restore_holders(
-        self, host: str, holders: Mapping[str, Iterable[str]], owner: HolderOwner | None = None
+        self,
+        host: str,
+        holders: Mapping[str, Iterable[str]],
+        owner: HolderOwner | None = None,
+        active: Collection[str] = (),
     ) -> dict[str, tuple[int, int]]:
         """Re-register the holders `host` has in consuming states (holder -> resource ids), after a restart of
         the host or of the broker; a recovering broker that has now heard from every host answers its deferred
@@ -236,10 +240,18 @@ class ResourceBroker:
         before the restart, or a report that came after recovery ended. Those holders run already, so they are
         counted all the same; the resource grants nothing until its holders are below the limit again.
 
-        `owner` is given by a host that restarted: its report is then the whole truth about its instances, and
-        a permit held by one of them that it does not report is released (the release died with the host)."""
+        `owner` is given by a host that restarted, with the instances it has `active` (in any state): a permit
+        held by one of its instances that is no longer active is released (the release died with the host). An
+        active one keeps its permit even when it is not reported as holding it: its grant may be on its way
+        to the host (the report was made before it), or it asks again and is granted at once (acquire is
+        idempotent)."""
         if owner is not None:
-            lost = {h for c in self._counters.values() for h in c.holders if h not in holders and owner.owns(h)}
+            lost = {
+                h
+                for c in self._counters.values()
+                for h in c.holders
+                if h not in holders and h not in active and owner.owns(h)
+            }
             for holder in lost:
                 self.release(holder)
         over_limit: dict[str, tuple[int, int]] = {}

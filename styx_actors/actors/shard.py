@@ -115,6 +115,9 @@ class InstanceShard:
         self._validation_limits = ValidationLimits.from_settings(settings)
         self._actors: dict[str, InstanceActor] = {}
         self._broker_holders: set[str] = set()  # instances the resource broker may count or queue
+        # Instances recovered after a restart: the broker may count them (granted to the previous incarnation)
+        # whatever their state, so each tells it once when it leaves.
+        self._inherited: set[str] = set()
         self._by_execution: dict[str, str] = {}
         self._timers: list[_Timer] = []
         self._timer_seq = itertools.count()
@@ -217,6 +220,8 @@ class InstanceShard:
 
     def granted(self, holder: str, resource_ids: tuple[str, ...]) -> None:
         actor = self._actors.get(holder)
+        if actor is not None and actor.state.state.consumes_resources:
+            return  # a second grant of the permits it holds (one on its way, and its own repeated acquire)
         if actor is None or not actor.granted(resource_ids):
             self._background(self._resources.release(holder))
 
@@ -231,7 +236,11 @@ class InstanceShard:
             if actor.state.state.consumes_resources and actor.state.data.resource_ids
         }
         self._broker_holders.update(holders)
-        await self._resources.restore_holders(self.placement.name, holders, self.placement if restarted else None)
+        if restarted:
+            self._inherited = set(self._actors)
+            await self._resources.restore_holders(self.placement.name, holders, self.placement, list(self._inherited))
+        else:
+            await self._resources.restore_holders(self.placement.name, holders)
         self.requeue_waiters()
 
     def set_global_config(self, config: GlobalConfig) -> None:
@@ -413,8 +422,9 @@ class InstanceShard:
 
     def _release(self, holder: str) -> None:
         """Give back permits or leave the wait queue, when the broker knows of the instance at all."""
-        if holder in self._broker_holders:
+        if holder in self._broker_holders or holder in self._inherited:
             self._broker_holders.discard(holder)
+            self._inherited.discard(holder)
             self._background(self._resources.release(holder))
 
     def terminal_decision(self, state: RunState, config: WorkflowConfiguration | None) -> Event | None:

@@ -50,8 +50,9 @@ async def create_backfill(api: Api, **extra: Any) -> dict[str, Any]:
         (backfill_request(start="2016-03-14T15", end="2016-03-14T17"), 400, "Cannot backfill future partitions"),
     ],
 )
-async def test_creation_refusals(api: Api, body: bytes | dict[str, Any], status: int, message: str) -> None:
-    await api.create_workflow()
+@pytest.mark.asyncio(loop_scope="module")
+async def test_creation_refusals(shared_api: Api, body: bytes | dict[str, Any], status: int, message: str) -> None:
+    api = shared_api  # its workflow is already created
     before = await store_contents(api.store)
     if isinstance(body, bytes):
         response = await api.client.post(f"{API}/backfills", content=body, headers={"Content-Type": "application/json"})

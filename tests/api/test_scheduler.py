@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowInstance, WorkflowState
 from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, store_contents
@@ -14,6 +15,22 @@ from tests.api.conftest import API, COMPONENT, WORKFLOW, Api, store_contents
 INSTANCE = f"{COMPONENT}/{WORKFLOW}/2016-03-14T10"
 INSTANCE_ID = WorkflowInstance.of(COMPONENT, WORKFLOW, "2016-03-14T10")
 STYX_INSTANCE = {"workflow_id": {"component_id": COMPONENT, "id": WORKFLOW}, "parameter": "2016-03-14T10"}
+
+
+async def _queued_instance(api: Api) -> None:
+    """INSTANCE active and QUEUED behind the blocker. Idempotent: the resource and the workflow are upserts,
+    and triggering the instance again while it waits is refused (409) and changes nothing."""
+    await api.create_blocked_workflow()
+    assert (await api.trigger("2016-03-14T10")).status_code in (200, 409)
+    await api.wait_queued("2016-03-14T10")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def queued_api(shared_api: Api) -> Api:
+    """The module's shared app with INSTANCE QUEUED (its workflow now uses the blocker), for refusals that
+    must leave a waiting instance as it was."""
+    await _queued_instance(shared_api)
+    return shared_api
 
 
 async def test_trigger_echoes_the_request_with_a_new_trigger_id(api: Api) -> None:
@@ -47,8 +64,9 @@ async def test_trigger_works_on_disabled_workflows_and_refuses_duplicates(api: A
         ("2016-03-14T16", "Cannot trigger an instance of the future"),
     ],
 )
-async def test_trigger_refuses_bad_parameters(api: Api, parameter: str, message: str) -> None:
-    await api.create_workflow()
+@pytest.mark.asyncio(loop_scope="module")
+async def test_trigger_refuses_bad_parameters(shared_api: Api, parameter: str, message: str) -> None:
+    api = shared_api  # its workflow is already created
     before = await store_contents(api.store)
     response = await api.trigger(parameter)
     assert (response.status_code, response.json()["message"]) == (400, message)
@@ -93,8 +111,9 @@ async def test_trigger_refuses_a_workflow_failing_validation(api: Api) -> None:
         (b'{"parameter": "2016-03-14"}', "Payload parsing failed: workflow_id: Field required"),
     ],
 )
-async def test_trigger_payload_refusals(api: Api, content: bytes, message: str) -> None:
-    response = await api.client.post(
+@pytest.mark.asyncio(loop_scope="module")
+async def test_trigger_payload_refusals(shared_api: Api, content: bytes, message: str) -> None:
+    response = await shared_api.client.post(
         f"{API}/scheduler/trigger", content=content, headers={"Content-Type": "application/json"}
     )
     assert (response.status_code, response.json()["message"]) == (400, message)
@@ -159,12 +178,11 @@ async def test_retry_and_halt_of_an_inactive_instance_do_nothing(api: Api) -> No
         ("halt", {}, None, 400, "Missing payload"),
     ],
 )
+@pytest.mark.asyncio(loop_scope="module")
 async def test_retry_and_halt_refusals(
-    api: Api, command: str, params: dict[str, str], body: Any, status: int, message: str
+    queued_api: Api, command: str, params: dict[str, str], body: Any, status: int, message: str
 ) -> None:
-    await api.create_blocked_workflow()
-    await api.trigger("2016-03-14T10")
-    await api.wait_queued("2016-03-14T10")
+    api = queued_api
     names_before = await api.event_names("2016-03-14T10")
     content = b"" if body is None else json.dumps(body).encode()
     response = await api.client.post(
@@ -176,12 +194,6 @@ async def test_retry_and_halt_refusals(
 
 # ---------------------------------------------------------------------------------------------------------
 # Event injection
-
-
-async def _queued_instance(api: Api) -> None:
-    await api.create_blocked_workflow()
-    await api.trigger("2016-03-14T10")
-    await api.wait_queued("2016-03-14T10")
 
 
 @pytest.mark.parametrize("instance_form", [INSTANCE, f"{COMPONENT}#{WORKFLOW}#2016-03-14T10"], ids=["contract", "styx"])
@@ -235,8 +247,9 @@ async def test_injected_dequeue_becomes_a_retry_without_delay(api: Api) -> None:
         (None, 400, "Missing payload"),
     ],
 )
-async def test_injection_refusals(api: Api, event: Any, status: int, message: str) -> None:
-    await _queued_instance(api)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_injection_refusals(queued_api: Api, event: Any, status: int, message: str) -> None:
+    api = queued_api
     names_before = await api.event_names("2016-03-14T10")
     content = b"" if event is None else json.dumps(event).encode()
     response = await api.client.post(

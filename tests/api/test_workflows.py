@@ -70,7 +70,9 @@ async def test_component_listing_is_empty_for_an_unknown_component(api: Api) -> 
         (b'{"id": "x", "schedule": "hours", "docker_image": "busybox", "running_timeout": "long"}', None),
     ],
 )
-async def test_create_refuses_bad_payloads(api: Api, content: bytes, message: str | None) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_create_refuses_bad_payloads(shared_api: Api, content: bytes, message: str | None) -> None:
+    api = shared_api
     before = await store_contents(api.store)
     response = await api.client.post(
         f"{API}/workflows/{COMPONENT}", content=content, headers={"Content-Type": "application/json"}
@@ -158,8 +160,9 @@ async def test_patch_overwrites_only_the_fields_present(api: Api) -> None:
         (WORKFLOW_PATH, b'{"next_natural_trigger": "soon"}', 400, None),
     ],
 )
-async def test_patch_refusals(api: Api, path: str, content: bytes, status: int, message: str | None) -> None:
-    await api.create_workflow()
+@pytest.mark.asyncio(loop_scope="module")
+async def test_patch_refusals(shared_api: Api, path: str, content: bytes, status: int, message: str | None) -> None:
+    api = shared_api  # its workflow is already created
     before = await store_contents(api.store)
     response = await api.client.patch(f"{path}/state", content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == status
@@ -229,8 +232,9 @@ async def test_instance_history_shape(five_instances: Api) -> None:
         ({"limit": "10001"}, 400, "query.limit: Input should be less than or equal to 10000"),
     ],
 )
-async def test_instances_refuse_bad_limits(api: Api, params: dict[str, str], status: int, message: str) -> None:
-    response = await api.client.get(f"{WORKFLOW_PATH}/instances", params=params)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_instances_refuse_bad_limits(shared_api: Api, params: dict[str, str], status: int, message: str) -> None:
+    response = await shared_api.client.get(f"{WORKFLOW_PATH}/instances", params=params)
     assert (response.status_code, response.json()["message"]) == (status, message)
 
 

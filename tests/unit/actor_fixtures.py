@@ -207,12 +207,17 @@ async def start_shard(store: ProbedStore, tmp_path: Path, clock: ManualClock) ->
     """Start (and at the end stop) shards over the test's store, wired as the local actor system wires them."""
     started: list[InstanceShard] = []
 
-    async def start(runner: Runner | None = None, settings: Settings | None = None) -> ShardHost:
+    async def start(
+        runner: Runner | None = None, settings: Settings | None = None, broker: BrokerHost | None = None
+    ) -> ShardHost:
+        """A shard with its own broker, or on `broker` (a broker that outlives a shard: its grants are the
+        test's to route)."""
         settings = settings or unit_settings(tmp_path)
         runner = runner or NoopRunner(settings.docker_runner_id)
         shards: list[InstanceShard] = []
-        broker = BrokerHost(on_granted=lambda holder, ids: shards[0].granted(holder, ids))
-        await load_resource_limits(broker.broker, store)
+        if broker is None:
+            broker = BrokerHost(on_granted=lambda holder, ids: shards[0].granted(holder, ids))
+            await load_resource_limits(broker.broker, store)
         finishes = Finishes()
         shard = InstanceShard(
             Sharded(0, 1), store, runner, local_broker(broker), settings, clock, finishes, random.Random(7)

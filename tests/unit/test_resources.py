@@ -152,6 +152,24 @@ def test_a_restarted_host_gets_back_the_permits_its_dead_incarnation_was_releasi
     assert broker.holders("a") == {on_shard_1[0], "c#w#9"}
 
 
+def test_a_restarted_host_keeps_the_permits_of_instances_it_still_has() -> None:
+    """The chaos run of seed 23 (docs/reliability.md): the broker granted a waiter of a shard that was restarting,
+    and the shard's report, made before that grant, did not list it. Its permit must stay counted: the grant
+    is on its way to the shard, which lets the instance run."""
+    broker, grants = broker_with(a=1)
+    keys = [key for key in (f"c#w#{n}" for n in range(20)) if Sharded(0, 2).owns(key)][:3]
+    other, waiting, finished = keys
+    broker.acquire(finished, "c#w", "0", ["a"])
+    broker.acquire(waiting, "c#w", "1", ["a"])
+    broker.release(finished)  # the waiter is granted while the shard restarts
+    assert grants == [(waiting, ("a",))]
+    broker.restore_holders("shard-0", {}, owner=Sharded(0, 2), active=[waiting, other])
+    assert broker.holders("a") == {waiting}
+    broker.acquire(other, "c#w", "2", ["a"])
+    assert broker.holders("a") == {waiting}  # the limit holds: the other one waits
+    assert broker.acquire(waiting, "c#w", "1", ["a"]) == Granted(("a",))  # asked again: granted at once
+
+
 def test_cancel_forgets_a_waiter() -> None:
     broker, grants = broker_with(a=1)
     broker.acquire("c#w#1", "c#w", "1", ["a"])

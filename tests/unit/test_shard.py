@@ -12,12 +12,18 @@ retried; recovery of an active instance by a new shard.
 from __future__ import annotations
 
 import asyncio
+import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from styx_actors.actors.ports import ALREADY_TRIGGERED
-from styx_actors.actors.resources import limit_reached_message
-from styx_actors.actors.shard import AlreadyActive
+from styx_actors.actors.broker_host import BrokerHost
+from styx_actors.actors.local import load_resource_limits
+from styx_actors.actors.placement import Sharded
+from styx_actors.actors.ports import ALREADY_TRIGGERED, local_broker
+from styx_actors.actors.resources import Granted, limit_reached_message
+from styx_actors.actors.shard import AlreadyActive, InstanceShard
 from styx_actors.clock import ManualClock, now_millis
 from styx_actors.errors import Conflict
 from styx_actors.events import Halt, Submit, Success, event_from_json
@@ -27,6 +33,7 @@ from styx_actors.state_machine import IllegalTransition
 from styx_actors.timeutil import from_millis
 from tests.conftest import wait_until
 from tests.unit.actor_fixtures import (
+    Finishes,
     HeldRunner,
     ProbedStore,
     ShardFactory,
@@ -38,6 +45,7 @@ from tests.unit.actor_fixtures import (
     start_shard,  # noqa: F401 - fixture
     store,  # noqa: F401 - fixture
     trigger_adhoc,
+    unit_settings,
     wait_inactive,
     wait_state,
     workflow,
@@ -248,6 +256,70 @@ async def test_a_halt_stops_the_execution_and_hands_its_permit_to_the_next_waite
     await wait_state(host.shard, second, State.RUNNING)  # the freed permit went to the waiter
     assert host.broker.holders("r") == {second.key()}
     assert await host.shard.send(first, Halt()) is None  # a halted instance is no longer active
+
+
+class GatedBroker(BrokerHost):
+    """A broker whose grants go to the latest shard, and whose next restore_holders waits until the test opens
+    the gate: the moment a restarted shard's report is on its way."""
+
+    def __init__(self) -> None:
+        self.shards: list[InstanceShard] = []
+        super().__init__(on_granted=lambda holder, ids: self.shards[-1].granted(holder, ids))
+        self.gate: asyncio.Event | None = None
+        self.report_arrived = asyncio.Event()
+
+    async def restore_holders(self, *arguments: Any) -> None:  # type: ignore[override]
+        if self.gate is not None:
+            self.report_arrived.set()
+            await self.gate.wait()
+        super().restore_holders(*arguments)
+
+
+async def test_a_grant_made_while_a_restarted_shards_report_travels_keeps_its_permit_counted(
+    store: ProbedStore, start_shard: ShardFactory, tmp_path: Path, clock: ManualClock
+) -> None:
+    """Regression of the chaos run of seed 23 (docs/reliability.md): the broker granted a waiter of a shard
+    that had restarted, after the shard made its report of holders and before the broker read it. The report
+    did not list the waiter, the broker gave its permit back as one lost with the dead shard, and the waiter
+    ran anyway: three containers of a resource of concurrency 2."""
+    await store.put_resource(Resource(id="r", concurrency=2))
+    await put_workflow(store, workflow(resources=["r"]))
+    broker = GatedBroker()
+    await load_resource_limits(broker.broker, store)
+    runner = HeldRunner()
+    first = await start_shard(runner, broker=broker)
+    broker.shards.append(first.shard)
+    running, waiting, later = instance("2016-03-14T10"), instance("2016-03-14T11"), instance("2016-03-14T12")
+    ending = "unit#hourly#ending"  # a holder about to give its permit back (an instance of another shard)
+    assert broker.broker.acquire(ending, "unit#hourly", "0", ["r"]) == Granted(("r",))
+    await trigger_adhoc(first, running)
+    await wait_state(first.shard, running, State.RUNNING)
+    await trigger_adhoc(first, waiting)
+    await wait_until(lambda: broker.broker.waiting_count() == 1, timeout=5, message="the waiter to queue")
+    await first.shard.stop()  # killed: the broker lives on
+    runner.detach()
+
+    broker.gate = asyncio.Event()
+    second = InstanceShard(
+        Sharded(0, 1), store, runner, local_broker(broker), unit_settings(tmp_path), clock, Finishes(), random.Random(7)
+    )
+    broker.shards.append(second)
+    restarting = asyncio.create_task(second.start())
+    try:
+        await broker.report_arrived.wait()  # the new shard has made its report (`waiting` is QUEUED in it)
+        broker.broker.release(ending)  # `waiting` is granted now, before the broker reads the report
+        await wait_state(second, waiting, State.RUNNING)  # and runs
+        broker.gate.set()
+        await restarting
+
+        await second.trigger(later, Trigger.adhoc("adhoc-2"), TriggerParameters())
+        wait_message = Message.info(limit_reached_message(["r"]))
+        await wait_until(lambda: second.state_of(later).data.last_message() == wait_message, timeout=5)
+        assert broker.holders("r") == {running.key(), waiting.key()}
+        consuming = [wfi for wfi in (running, waiting, later) if second.state_of(wfi).state.consumes_resources]
+        assert consuming == [running, waiting]
+    finally:
+        await second.stop()
 
 
 async def test_concurrent_triggers_are_committed_together_each_under_its_own_counter(
