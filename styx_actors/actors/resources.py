@@ -246,11 +246,12 @@ class ResourceBroker:
         to the host (the report was made before it), or it asks again and is granted at once (acquire is
         idempotent)."""
         if owner is not None:
+            still_active = set(active)  # it crosses Ray as a list: one lookup per holder, not a scan
             lost = {
                 h
                 for c in self._counters.values()
                 for h in c.holders
-                if h not in holders and h not in active and owner.owns(h)
+                if h not in holders and h not in still_active and owner.owns(h)
             }
             for holder in lost:
                 self.release(holder)
