@@ -21,77 +21,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import httpx
 import psutil
-from harness import COMPONENT, TEST_IMAGE, add_redis_argument, redis_url
+from harness import API, COMPONENT, TEST_IMAGE, add_redis_argument, api_service, redis_url
 from loadgen import Connection, Latencies, closed_loop, open_loop, request, until
 
-from cluster.local_cluster import free_port
 from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.timeutil import UTC
 
 WORKFLOW = "api-hourly"
 SMALL_COMPONENT = "api-small"  # the component of phase 4's filtered reads
 RESOURCE = "parked"
-STARTUP_SECONDS = 120
-REPOSITORY = Path(__file__).resolve().parent.parent
-API = "/api/v3"
-
-
-@contextmanager
-def service(url: str, prefix: str) -> Iterator[tuple[str, int]]:
-    """The production service as a child process; its base URL and PID. Stopped with SIGINT (then SIGKILL) by PID."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "STYX_STORE": f"{url}?prefix={prefix}",
-        "STYX_RUNNER": "noop",
-        "STYX_HOST": "127.0.0.1",
-        "STYX_PORT": str(port),
-        "STYX_AUTH": "none",
-        "STYX_RAY_NAMESPACE": f"styx-{prefix}",
-        "STYX_DATA_DIR": str(Path(tempfile.gettempdir()) / f"styx-{prefix}"),
-    }
-    log = tempfile.TemporaryFile()
-    # From the repository root: run from benchmarks/, this file would shadow the `api` package.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "styx_server.service"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"the service exited with {process.returncode}:\n{log.read().decode()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the service did not answer within {STARTUP_SECONDS} s")
-            time.sleep(0.2)
-        yield base, process.pid
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 async def run(
@@ -172,7 +115,7 @@ def main() -> None:
     )
     add_redis_argument(parser)
     args = parser.parse_args()
-    with redis_url(args.redis_url) as (url, prefix), service(url, prefix) as (base, pid):
+    with redis_url(args.redis_url) as (url, prefix), api_service(url, prefix) as (base, pid):
         asyncio.run(run(base, pid, args.active, args.rate, args.seconds, args.component_size, args.filtered_rate))
 
 

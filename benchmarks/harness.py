@@ -1,5 +1,5 @@
-"""What the service benchmarks share: a throwaway Redis, the service on a local Ray, memory sampling, and
-counting finished instances in the store.
+"""What the service benchmarks share: a throwaway Redis, the service on a local Ray (in this process, or the
+production service as a child process), memory sampling, and counting finished instances in the store.
 
 Every benchmark starts what it needs and stops it again by its own PID (redis-server) or through Ray's own
 shutdown (the local Ray cluster `ray.init()` started); `--redis-url` points a benchmark at an existing Redis
@@ -12,6 +12,9 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,11 +26,13 @@ from datetime import datetime
 from pathlib import Path
 
 import docker
+import httpx
 import psutil
 import ray
 import redis
 from store_recovery import redis_server, remove_keys
 
+from cluster.local_cluster import free_port
 from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.model import Workflow, WorkflowConfiguration, WorkflowId, WorkflowInstance, WorkflowState
 from styx_actors.runners.docker import LABEL_INSTALLATION
@@ -38,6 +43,9 @@ from styx_actors.store.redis import RedisKeys
 
 COMPONENT = "bench"
 TEST_IMAGE = "styx-test/busybox:latest"
+API = "/api/v3"
+REPOSITORY = Path(__file__).resolve().parent.parent
+SERVICE_STARTUP_SECONDS = 120
 # Transitions of one instance that runs once and succeeds: triggerExecution, dequeue, submit, submitted,
 # started, terminate, success.
 TRANSITIONS_PER_RUN = 7
@@ -91,6 +99,54 @@ async def ray_service(settings: Settings) -> AsyncIterator[RaySystem]:
     finally:
         await system.kill()
         await system.store.close()
+
+
+@contextmanager
+def api_service(url: str, prefix: str, **settings: str) -> Iterator[tuple[str, int]]:
+    """The production service (`python -m styx_server.service`: the actors on its own local Ray, uvicorn on a
+    free loopback port, the noop runner, no authentication) as a child process; its base URL and PID.
+    `settings` are more `STYX_*` variables (`event_retention="PT5M"`). Stopped with SIGINT (then SIGKILL) by PID."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STYX_STORE": f"{url}?prefix={prefix}",
+        "STYX_RUNNER": "noop",
+        "STYX_HOST": "127.0.0.1",
+        "STYX_PORT": str(port),
+        "STYX_AUTH": "none",
+        "STYX_RAY_NAMESPACE": f"styx-{prefix}",
+        "STYX_DATA_DIR": str(Path(tempfile.gettempdir()) / f"styx-{prefix}"),
+        **{f"STYX_{name.upper()}": value for name, value in settings.items()},
+    }
+    log = tempfile.TemporaryFile()
+    # From the repository root: run from benchmarks/, benchmarks/api.py would shadow the `api` package.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "styx_server.service"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPOSITORY
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVICE_STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"the service exited with {process.returncode}:\n{log.read().decode()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the service did not answer within {SERVICE_STARTUP_SECONDS} s")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @asynccontextmanager
@@ -214,16 +270,18 @@ def millis(when: datetime) -> int:
 # -- memory -----------------------------------------------------------------------------------------------
 
 
-def service_processes() -> list[psutil.Process]:
-    """This driver and the Ray actor processes of the service (descendants of the Ray it started)."""
-    me = psutil.Process()
-    actors = [p for p in me.children(recursive=True) if _name(p).startswith("ray::ActorHost")]
-    return [me, *actors]
+def service_processes(root: psutil.Process | None = None) -> list[psutil.Process]:
+    """The service's driver (this process, or `root`) and its Ray actor processes (descendants of the Ray it
+    started)."""
+    driver = root or psutil.Process()
+    actors = [p for p in driver.children(recursive=True) if _name(p).startswith("ray::ActorHost")]
+    return [driver, *actors]
 
 
-def ray_daemons() -> list[psutil.Process]:
+def ray_daemons(root: psutil.Process | None = None) -> list[psutil.Process]:
     """Ray's own processes (GCS, raylet, agents, idle workers): paid once per node, whatever the load."""
-    return [p for p in psutil.Process().children(recursive=True) if not _name(p).startswith("ray::ActorHost")]
+    driver = root or psutil.Process()
+    return [p for p in driver.children(recursive=True) if not _name(p).startswith("ray::ActorHost")]
 
 
 def _name(process: psutil.Process) -> str:

@@ -9,6 +9,7 @@ the service sends (Content-Length or chunked bodies, keep-alive), not HTTP at la
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -45,20 +46,30 @@ def request(method: str, path: str, body: object | None = None) -> bytes:
     return (head + "\r\n").encode() + payload
 
 
+# The service closes a keep-alive connection idle for 5 s (STYX_HTTP_KEEP_ALIVE_TIMEOUT); one idle this long
+# is opened again before its next request, so that a slow open loop does not count closed sockets as failures.
+IDLE_REOPEN_SECONDS = 4.0
+
+
 class Connection:
     """One keep-alive connection; `send` returns the response's status and body."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._address = (host, port)
         self._reader = reader
         self._writer = writer
+        self._last_used = time.monotonic()
 
     @classmethod
     async def open(cls, base_url: str) -> Connection:
         parts = urlsplit(base_url)
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-        return cls(reader, writer)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        return cls(host, port, *await asyncio.open_connection(host, port))
 
     async def send(self, raw: bytes) -> tuple[int, bytes]:
+        if time.monotonic() - self._last_used > IDLE_REOPEN_SECONDS:
+            self._writer.close()
+            self._reader, self._writer = await asyncio.open_connection(*self._address)
         self._writer.write(raw)
         head = await self._reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -67,8 +78,12 @@ class Connection:
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
             elif line.lower() == b"transfer-encoding: chunked":
-                return status, await self._chunked_body()
-        return status, await self._reader.readexactly(length) if length else b""
+                body = await self._chunked_body()
+                break
+        else:
+            body = await self._reader.readexactly(length) if length else b""
+        self._last_used = time.monotonic()
+        return status, body
 
     async def _chunked_body(self) -> bytes:
         """A streamed answer (GET /status/activeStates unfiltered): chunks until the empty one."""
@@ -110,27 +125,37 @@ async def closed_loop(base_url: str, requests: Iterable[bytes], in_flight: int) 
     return latencies
 
 
-async def open_loop(base_url: str, raw: bytes, rate: float, seconds: float, connections: int = 64) -> Latencies:
+async def open_loop(
+    base_url: str,
+    raw: bytes | Iterable[bytes],
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    latencies: Latencies | None = None,
+) -> Latencies:
     """`rate` requests a second for `seconds`, each timed from when it was due (a stalled server is not
-    hidden by a generator that waits for it). A request due while every connection is busy waits for one."""
-    latencies = Latencies()
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    hidden by a generator that waits for it). A request due while every connection is busy waits for one.
+    `raw` is one request sent again and again, or the requests in turn; `latencies`, if given, fills as
+    answers arrive (a sampler can read it meanwhile)."""
+    latencies = Latencies() if latencies is None else latencies
+    requests = itertools.repeat(raw) if isinstance(raw, bytes) else iter(raw)
+    idle: asyncio.LifoQueue[Connection] = asyncio.LifoQueue()  # the warm connections first
     for _ in range(connections):
         idle.put_nowait(await Connection.open(base_url))
     started = time.perf_counter()
     tasks: set[asyncio.Task[None]] = set()
 
-    async def one(due: float) -> None:
+    async def one(due: float, message: bytes) -> None:
         connection = await idle.get()
-        await _timed(connection, raw, due, latencies)
+        await _timed(connection, message, due, latencies)
         idle.put_nowait(connection)
 
-    for number in range(int(rate * seconds)):
+    for number, message in zip(range(int(rate * seconds)), requests, strict=False):
         due = started + number / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(due))
+        task = asyncio.create_task(one(due, message))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
