@@ -379,6 +379,11 @@ class RunState(StyxModel):
     def fresh(cls, instance: WorkflowInstance, timestamp: int, counter: int = -1) -> RunState:
         return cls(workflow_instance=instance, state=State.NEW, timestamp=timestamp, counter=counter)
 
+    def retry_due_millis(self) -> int | None:
+        """The end of a QUEUED instance's retry delay (RetryAfter), if it has one: then it may ask for permits."""
+        delay = self.data.retry_delay_millis
+        return self.timestamp + delay if delay else None
+
 
 class RunStateData(StyxModel):
     """API view of one instance's state (activeStates and backfill statuses)."""

@@ -175,7 +175,7 @@ class InstanceActor:
         state = self.state
         if not self.active or state.state is not State.QUEUED:
             return False
-        if state.timestamp + (state.data.retry_delay_millis or 0) > self._host.now_millis():
+        if (due := state.retry_due_millis()) is not None and due > self._host.now_millis():
             return False
         self.tell(Dequeue(resource_ids=resource_ids), expected_counter=state.counter).add_done_callback(
             lambda reply: self._dequeue_done(reply, resource_ids)

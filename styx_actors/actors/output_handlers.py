@@ -40,9 +40,8 @@ def wait_then_request_resources(instance: InstanceActor) -> Coroutine[None, None
     to be run."""
     state = instance.state
     host = instance.host
-    delay = state.data.retry_delay_millis or 0
-    if delay > 0 and state.timestamp + delay > host.now_millis():
-        host.schedule(instance, state.timestamp + delay, "dequeue")
+    if (due := state.retry_due_millis()) is not None and due > host.now_millis():
+        host.schedule(instance, due, "dequeue")
         return None
     if host.queued_at_broker(instance):
         return None

@@ -285,6 +285,7 @@ class InstanceShard:
 
     async def reconcile(self) -> None:
         """Styx's state-manager tick: re-run handlers and poll executions, so nothing is ever stranded."""
+        now = self.now_millis()
         for actor in list(self._actors.values()):
             if not actor.active:
                 continue
@@ -293,8 +294,11 @@ class InstanceShard:
                     await actor.poll()
                 except RunnerError as exc:  # the engine is away: the other instances still get their turn
                     log.warning("polling the execution of %s failed: %s", actor.key, exc)
-            elif actor.state.state is not State.QUEUED or not actor.state.data.retry_delay_millis:
-                actor.run_handlers()  # an instance queued at the broker does not ask again (queued_at_broker)
+            elif actor.state.state is not State.QUEUED or (actor.state.retry_due_millis() or now) <= now:
+                # A QUEUED instance in its retry delay waits for its `dequeue` timer; once the delay is over it
+                # asks here again if the timer's request failed (store or broker away). One already queued at
+                # the broker does not ask again (queued_at_broker).
+                actor.run_handlers()
 
     # -- InstanceHost -------------------------------------------------------------------------------------
 

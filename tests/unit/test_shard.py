@@ -4,9 +4,10 @@ the noop runner (or `HeldRunner`, whose executions keep running until told, wher
 Covers: a trigger running an instance QUEUED -> PREPARE -> SUBMITTING -> SUBMITTED -> RUNNING -> TERMINATED ->
 DONE with its events stored in order under consecutive counters; a re-trigger continuing the counter; a second
 trigger refused (AlreadyActive, Conflict through the router); an illegal event refused with IllegalTransition
-and nothing changed; the running timeout and the retry delay firing only once the clock reaches them; a halt
-(container stopped, permit handed to the next waiter); group commit of concurrent triggers; a failed commit
-retried; recovery of an active instance by a new shard.
+and nothing changed; the running timeout and the retry delay firing only once the clock reaches them; a retry
+whose request for permits failed asking again on the next reconcile tick; a halt (container stopped, permit
+handed to the next waiter); group commit of concurrent triggers; a failed commit retried; recovery of an
+active instance by a new shard.
 """
 
 from __future__ import annotations
@@ -227,6 +228,55 @@ async def test_a_retry_delay_is_waited_out_on_the_clock(
     assert (await event_names(store, wfi))[-5:] == ["retryAfter", "dequeue", "submit", "submitted", "started"]
     dequeue = (await store.events(wfi))[-4]
     assert dequeue.timestamp == queued.timestamp + delay
+
+
+class AwayBroker(BrokerHost):
+    """A broker whose next `away` acquires fail, as calls to a broker actor that is being restarted do."""
+
+    def __init__(self) -> None:
+        super().__init__(on_granted=lambda holder, ids: None)  # the tests below are granted at once, or not at all
+        self.away = 0
+
+    async def acquire(self, *arguments: Any) -> Any:  # type: ignore[override]
+        if self.away:
+            self.away -= 1
+            raise ConnectionError("the broker is away")
+        return await super().acquire(*arguments)
+
+
+async def test_a_retry_whose_request_for_permits_failed_asks_again_on_the_next_reconcile_tick(
+    store: ProbedStore, start_shard: ShardFactory, clock: ManualClock
+) -> None:
+    """Regression of the chaos run of seed 27 (docs/reliability.md): the `dequeue` timer at the end of a retry
+    delay asked the broker while the store and the broker were away; the request failed, and reconcile ticks
+    skipped QUEUED instances that had a retry delay, so the instance stayed QUEUED for good."""
+    await store.put_resource(Resource(id="r", concurrency=1))
+    await put_workflow(store, workflow(resources=["r"]))
+    broker = AwayBroker()
+    await load_resource_limits(broker.broker, store)
+    runner = HeldRunner()
+    host = await start_shard(runner, broker=broker)
+    wfi = instance("2016-03-14T12")
+    await trigger_adhoc(host, wfi)
+    first = await wait_state(host.shard, wfi, State.RUNNING)
+    runner.exit(first.data.execution_id, 1)
+    queued = await wait_state(host.shard, wfi, State.QUEUED)
+    due = queued.retry_due_millis()
+    assert due is not None
+
+    broker.away = 1
+    clock.set(from_millis(due))  # the timer fires, and its request fails
+    await wait_until(lambda: broker.away == 0, timeout=5, message="the timer's request to fail")
+    assert host.shard.state_of(wfi) == queued
+
+    async def dequeued_by_a_tick() -> bool:
+        await host.shard.reconcile()
+        return host.shard.state_of(wfi).state is not State.QUEUED
+
+    await wait_until(dequeued_by_a_tick, timeout=5, message="a reconcile tick to ask for the permits again")
+    await wait_state(host.shard, wfi, State.RUNNING)
+    assert len(runner.started) == 2 and broker.holders("r") == {wfi.key()}
+    assert (await event_names(store, wfi))[-5:] == ["retryAfter", "dequeue", "submit", "submitted", "started"]
 
 
 async def test_a_halt_stops_the_execution_and_hands_its_permit_to_the_next_waiter(
