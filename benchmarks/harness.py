@@ -212,6 +212,7 @@ return stamps
 """
 _SUCCESS = '"@type":"success"'
 _CHUNK = 2000  # keys per script call: Lua's stack stays small and Redis stays responsive
+POLL_SHARE_OF_REDIS = 0.05  # the most of Redis's time that waiting for a burst may take
 
 
 class Progress:
@@ -241,12 +242,19 @@ class Progress:
         return max(max(int(t) for t in self._timestamps(keys=chunk, args=[-1])) for chunk in self._chunks())
 
     async def wait_all_succeeded(self, timeout: float, poll: float = 0.1) -> None:
+        """Polls at most every `poll` seconds, and less often as the scan grows: each scan keeps Redis busy for
+        about 1.5 µs per instance, and polling 100,000 every 0.1 s took most of Redis's time from the service it
+        measures. Figures come from the stored timestamps, not from when the poll saw them."""
         deadline = time.monotonic() + timeout
         total = len(self._event_keys)
-        while (done := self.succeeded()) < total:
+        while True:
+            scan_started = time.monotonic()
+            if (done := self.succeeded()) >= total:
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{done} of {total} instances done after {timeout:.0f} s ({self.active()} active)")
-            await asyncio.sleep(poll)
+            scan = time.monotonic() - scan_started
+            await asyncio.sleep(max(poll, scan * (1 / POLL_SHARE_OF_REDIS - 1)))
 
     async def wait_active(self, count: int, timeout: float, poll: float = 0.1) -> None:
         deadline = time.monotonic() + timeout

@@ -10,6 +10,7 @@ pending, so an idle instance costs a few objects, not a coroutine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
@@ -91,8 +92,16 @@ class InstanceActor:
         return reply
 
     def tell_guarded(self, event: Event, counter: int) -> None:
-        """A handler's follow-up event, only valid if nothing happened since `counter`."""
+        """A follow-up event (a timer, the runner's progress), only valid if nothing happened since `counter`."""
         self.tell(event, expected_counter=counter)
+
+    async def answer(self, event: Event, counter: int) -> None:
+        """A handler's result, guarded like `tell_guarded`. The handler stays in flight until the mailbox has
+        processed it (committed, or dropped as stale): under a commit backlog, reconcile ticks would otherwise
+        run the handler again for every instance whose answer is still waiting, and the work would grow with
+        the backlog (docs/performance.md#toward-100000)."""
+        with contextlib.suppress(Exception):  # refused (illegal, no longer active): told to nobody, as before
+            await self.tell(event, expected_counter=counter)
 
     async def _drain(self) -> None:
         try:
@@ -169,18 +178,18 @@ class InstanceActor:
         elif kind == "dequeue":
             self._spawn(request_resources(self))
 
-    def granted(self, resource_ids: tuple[str, ...]) -> bool:
-        """The resource broker gave this instance its permits: move on to PREPARE. False when the instance
-        no longer wants them (finished, or waiting out a retry delay), so the host gives them back."""
+    def granted(self, resource_ids: tuple[str, ...]) -> asyncio.Future[RunState | None] | None:
+        """The resource broker gave this instance its permits: move on to PREPARE. Returns the dequeue's
+        reply, or None when the instance no longer wants them (finished, or waiting out a retry delay), so
+        the host gives them back."""
         state = self.state
         if not self.active or state.state is not State.QUEUED:
-            return False
+            return None
         if (due := state.retry_due_millis()) is not None and due > self._host.now_millis():
-            return False
-        self.tell(Dequeue(resource_ids=resource_ids), expected_counter=state.counter).add_done_callback(
-            lambda reply: self._dequeue_done(reply, resource_ids)
-        )
-        return True
+            return None
+        dequeued = self.tell(Dequeue(resource_ids=resource_ids), expected_counter=state.counter)
+        dequeued.add_done_callback(lambda reply: self._dequeue_done(reply, resource_ids))
+        return dequeued
 
     def _dequeue_done(self, reply: asyncio.Future[RunState | None], resource_ids: tuple[str, ...]) -> None:
         """A dequeue that did not happen (stale, illegal) must not keep its permits."""

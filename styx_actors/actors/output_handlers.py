@@ -15,6 +15,7 @@ makes sure an instance runs at most one state handler at a time for a given stat
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING
@@ -57,25 +58,29 @@ async def request_resources(instance: InstanceActor) -> None:
     if state.state is not State.QUEUED:
         return
     if not host.global_enabled():
-        instance.tell_guarded(RetryAfter(host.requeue_delay_millis()), state.counter)
+        await instance.answer(RetryAfter(host.requeue_delay_millis()), state.counter)
         return
     found = await host.workflow(instance, fresh=False)
     resource_ids = list(found[0].configuration.resources) if found else []
     result = await host.acquire(instance, resource_ids)
     if isinstance(result, Granted):
         # granted() checks the state again: something may have happened meanwhile.
-        if not instance.granted(result.resource_ids):
+        dequeued = instance.granted(result.resource_ids)
+        if dequeued is None:
             host.release_permits(instance)
+        else:
+            with contextlib.suppress(Exception):  # in flight until committed, like answer(); _dequeue_done cleans up
+                await dequeued
         return
     if state.counter != instance.state.counter:
         return  # something happened meanwhile
     if isinstance(result, Missing):
-        instance.tell_guarded(RunError(missing_resources_message(result.resource_ids)), state.counter)
+        await instance.answer(RunError(missing_resources_message(result.resource_ids)), state.counter)
     elif isinstance(result, Waiting):
         line = limit_reached_message(result.depleted)
         last = state.data.last_message()
         if last is None or last.line != line:
-            instance.tell_guarded(Info(Message.info(line)), state.counter)
+            await instance.answer(Info(Message.info(line)), state.counter)
 
 
 async def describe_execution(instance: InstanceActor) -> None:
@@ -87,7 +92,7 @@ async def describe_execution(instance: InstanceActor) -> None:
     event, reason = prepare_event(state, found, host.validation_limits())
     if reason:
         log.info(reason)
-    instance.tell_guarded(event, state.counter)
+    await instance.answer(event, state.counter)
 
 
 async def start_execution(instance: InstanceActor) -> None:
@@ -96,14 +101,14 @@ async def start_execution(instance: InstanceActor) -> None:
     host = instance.host
     data = state.data
     if data.execution_id is None or data.execution_description is None:
-        instance.tell_guarded(Halt(), state.counter)
+        await instance.answer(Halt(), state.counter)
         return
     try:
         await host.start_execution(instance)
     except RunnerError as exc:
-        instance.tell_guarded(RunError(str(exc)), state.counter)
+        await instance.answer(RunError(str(exc)), state.counter)
         return
-    instance.tell_guarded(Submitted(execution_id=data.execution_id, runner_id=host.runner_id), state.counter)
+    await instance.answer(Submitted(execution_id=data.execution_id, runner_id=host.runner_id), state.counter)
 
 
 async def poll_execution(instance: InstanceActor) -> None:
@@ -122,7 +127,7 @@ async def decide_after_termination(instance: InstanceActor) -> None:
     found = await host.workflow(instance, fresh=False)  # cached: a success costs no store read
     event = host.terminal_decision(state, found[0].configuration if found else None)
     if event is not None:
-        instance.tell_guarded(event, state.counter)
+        await instance.answer(event, state.counter)
 
 
 STATE_HANDLERS: Mapping[State, StateHandler] = {

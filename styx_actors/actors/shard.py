@@ -222,7 +222,7 @@ class InstanceShard:
         actor = self._actors.get(holder)
         if actor is not None and actor.state.state.consumes_resources:
             return  # a second grant of the permits it holds (one on its way, and its own repeated acquire)
-        if actor is None or not actor.granted(resource_ids):
+        if actor is None or actor.granted(resource_ids) is None:
             self._background(self._resources.release(holder))
 
     async def report_holders(self, restarted: bool = False) -> None:

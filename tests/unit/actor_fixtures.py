@@ -6,6 +6,7 @@ all in the test's own event loop: no Ray, no HTTP.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -88,20 +89,32 @@ class ProcessStopped(Exception):
 
 
 class ProbedStore(SqliteStore):
-    """A SQLite store that records every group commit and fails on demand."""
+    """A SQLite store that records every group commit and workflow read, fails on demand, and holds on demand
+    the commits into one state (a commit backlog)."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.commits: list[list[Transition]] = []
         self.failing_commits = 0  # the next this many commit calls raise StoreError, writing nothing
         self.stop_at_put_backfill = False  # put_backfill raises ProcessStopped, writing nothing
+        self.held_state: State | None = None  # commits into this state wait until `held` is set
+        self.held = asyncio.Event()
+        self.holding = False  # a commit is waiting on `held`
+        self.workflow_reads = 0  # workflows read, batched or not
 
     async def commit(self, transitions: Sequence[Transition]) -> list[bool]:
         if self.failing_commits > 0:
             self.failing_commits -= 1
             raise StoreError("the store is away")
+        if any(t.state.state is self.held_state for t in transitions):
+            self.holding = True
+            await self.held.wait()
         self.commits.append(list(transitions))
         return await super().commit(transitions)
+
+    async def get_workflows(self, workflow_ids: Sequence[WorkflowId]) -> list[tuple[Workflow, WorkflowState] | None]:
+        self.workflow_reads += len(workflow_ids)
+        return await super().get_workflows(workflow_ids)
 
     async def put_backfill(self, backfill: Backfill) -> None:
         if self.stop_at_put_backfill:

@@ -175,7 +175,8 @@ class ScriptedHost:
 
 
 class Recorded(InstanceActor):
-    """An InstanceActor that keeps what it is told, with the counter it is guarded by, instead of queueing it."""
+    """An InstanceActor that keeps what it is told, with the counter it is guarded by, instead of queueing it;
+    each event counts as processed at once (its reply is the current state)."""
 
     def __init__(self, state: RunState, host: ScriptedHost) -> None:
         super().__init__(state, host)
@@ -186,7 +187,9 @@ class Recorded(InstanceActor):
         self, event: Event, expected_counter: int | None = None, insert: bool = False
     ) -> asyncio.Future[RunState | None]:
         self.told.append((event, expected_counter))
-        return asyncio.get_running_loop().create_future()
+        reply: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
+        reply.set_result(self.state)
+        return reply
 
 
 # -- QUEUED ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ Covers: a trigger running an instance QUEUED -> PREPARE -> SUBMITTING -> SUBMITT
 DONE with its events stored in order under consecutive counters; a re-trigger continuing the counter; a second
 trigger refused (AlreadyActive, Conflict through the router); an illegal event refused with IllegalTransition
 and nothing changed; the running timeout and the retry delay firing only once the clock reaches them; a retry
-whose request for permits failed asking again on the next reconcile tick; a halt (container stopped, permit
+whose request for permits failed asking again on the next reconcile tick; a handler not run again by ticks while
+its answer waits in the commit backlog; a halt (container stopped, permit
 handed to the next waiter); group commit of concurrent triggers; a failed commit retried; recovery of an
 active instance by a new shard.
 """
@@ -277,6 +278,29 @@ async def test_a_retry_whose_request_for_permits_failed_asks_again_on_the_next_r
     await wait_state(host.shard, wfi, State.RUNNING)
     assert len(runner.started) == 2 and broker.holders("r") == {wfi.key()}
     assert (await event_names(store, wfi))[-5:] == ["retryAfter", "dequeue", "submit", "submitted", "started"]
+
+
+async def test_reconcile_ticks_leave_a_handler_alone_while_its_answer_waits_to_be_committed(
+    store: ProbedStore, start_shard: ShardFactory
+) -> None:
+    """docs/performance.md, "Toward 100,000": a handler used to end once it had *told* its answer, so under a
+    commit backlog every tick ran it again for each instance whose answer was still waiting (another workflow
+    read, another stale event), and the work grew with the backlog: a burst of 100,000 stalled."""
+    await put_workflow(store)
+    store.held_state = State.SUBMITTING  # PREPARE's answer (submit) waits in the commit backlog
+    host = await start_shard()
+    wfi = instance("2016-03-14T12")
+    await trigger_adhoc(host, wfi)
+    await wait_until(lambda: store.holding, timeout=5, message="the submit to wait to be committed")
+
+    for _ in range(3):
+        await host.shard.reconcile()
+    store.held.set()
+
+    assert await wait_inactive(store, wfi) == NOOP_RUN
+    # With the tests' workflow cache off, a run reads its workflow four times: QUEUED's request for permits,
+    # PREPARE's description, RUNNING's timeout and the retry decision. No tick ran PREPARE's handler again.
+    assert store.workflow_reads == 4
 
 
 async def test_a_halt_stops_the_execution_and_hands_its_permit_to_the_next_waiter(
