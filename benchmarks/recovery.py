@@ -8,7 +8,9 @@ On Ray with the Redis store and the noop runner: `count` instances of 100 workfl
       from the store on its first call (the scheduler's supervision ping, or ours);
   (b) a full restart of the actor system: every actor killed for good, then `start_ray_system` again;
 and for each, the time until every instance is loaded in its shard again (resumed, waiting for the
-resource again). Finally the resource's limit is raised to `count`: the time until all are DONE.
+resource again). After (b) it prints the RSS of the restarted actor processes, which hold all `count` parked
+instances and nothing left over from the triggering (this process, in the API's place, is printed apart).
+Finally the resource's limit is raised to `count`: the time until all are DONE.
 """
 
 from __future__ import annotations
@@ -22,11 +24,23 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import ray
-from burst import instances_of, write_due_workflows
-from harness import Progress, add_redis_argument, bench_settings, opened_store, redis_url, start_local_ray
+from burst import SCHEDULES, period_start, write_due_workflows
+from harness import (
+    Progress,
+    add_redis_argument,
+    bench_settings,
+    mib,
+    opened_store,
+    ray_daemons,
+    redis_url,
+    rss,
+    service_processes,
+    start_local_ray,
+)
 
 from cluster.ray_system import RaySystem, start_ray_system
 from styx_actors.model import Resource, TriggerRequest, WorkflowId, WorkflowInstance
+from styx_actors.schedule import Schedule, to_parameter
 from styx_actors.settings import Settings
 from styx_actors.timeutil import UTC
 
@@ -57,16 +71,28 @@ async def until_resumed(system: RaySystem, settings: Settings, count: int) -> No
     await wait_for(all_waiting, 300, f"all {count} instances waiting for {RESOURCE}")
 
 
+def recent_instances(workflows: list[WorkflowId], now: datetime, count: int) -> list[WorkflowInstance]:
+    """`count` instances: the period before the current one of every workflow, then the one before that, and
+    so on (each schedule is walked back once: `instances_of` per period would walk it back from `now` each
+    time, quadratic in `count`)."""
+    per_workflow = -(-count // len(workflows))
+    columns = []
+    for number, workflow_id in enumerate(workflows):
+        schedule = Schedule.parse(SCHEDULES[number % 2])
+        instant = period_start(schedule, now, 1)
+        column = []
+        for _ in range(per_workflow):
+            column.append(WorkflowInstance(workflow_id=workflow_id, parameter=to_parameter(schedule, instant)))
+            instant = schedule.previous(instant)
+        columns.append(column)
+    return [instance for period in zip(*columns, strict=True) for instance in period][:count]
+
+
 async def park(
     system: RaySystem, settings: Settings, workflows: list[WorkflowId], count: int
 ) -> list[WorkflowInstance]:
     """`count` instances of the workflows, all QUEUED behind the resource of concurrency 0."""
-    now = datetime.now(UTC)
-    instances = [
-        instance
-        for periods_back in range(1, count // len(workflows) + 2)
-        for instance in instances_of(workflows, now, periods_back)
-    ][:count]
+    instances = recent_instances(workflows, datetime.now(UTC), count)
     await asyncio.gather(
         *(system.commands.trigger(TriggerRequest(workflow_id=i.workflow_id, parameter=i.parameter)) for i in instances)
     )
@@ -107,6 +133,11 @@ async def run(count: int, shards: int, given_url: str | None) -> None:
             print(f"  SIGKILL of every actor process -> all {count:,} resumed in {seconds:5.2f} s")
             system, seconds = await restart(system, settings, count)
             print(f"  actor system restarted         -> all {count:,} resumed in {seconds:5.2f} s")
+            driver, *actors = service_processes()
+            print(
+                f"  parked: actor processes RSS {mib(rss(actors))} (this process {mib(rss([driver]))},"
+                f" Ray daemons {mib(rss(ray_daemons()))})"
+            )
             progress = Progress(url, prefix, instances)
             try:
                 started = time.time()

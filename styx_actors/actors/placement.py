@@ -36,7 +36,7 @@ class Sharded:
         return shard_index(instance_key, self.count) == self.index
 
     async def load(self, store: Store) -> list[RunState]:
-        return [s for s in await store.active_states() if self.owns(s.workflow_instance.key())]
+        return await store.owned_active_states(self.owns)
 
 
 @dataclass(frozen=True)

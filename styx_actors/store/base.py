@@ -19,7 +19,7 @@ until `delete_expired_history` deletes those of instances finished longer ago th
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from styx_actors.model import (
@@ -215,6 +215,12 @@ class Store(abc.ABC):
     async def active_states(self, component_id: str | None = None, workflow_id: str | None = None) -> list[RunState]:
         """Snapshots of active instances (all, of a component, or of a component's workflow), sorted by
         instance key. This is the recovery path: it must stay fast for 100,000 snapshots."""
+
+    async def owned_active_states(self, owns: Callable[[str], bool]) -> list[RunState]:
+        """Snapshots of the active instances whose key `owns` accepts, in no particular order: a shard's
+        recovery. A backend that can tell the key before decoding a snapshot decodes only the owned ones
+        (each shard would otherwise decode every shard's snapshots)."""
+        return [state for state in await self.active_states() if owns(state.workflow_instance.key())]
 
     @abc.abstractmethod
     def active_state_pages(self, page_size: int = ACTIVE_STATES_PAGE) -> AsyncIterator[list[RunState]]:

@@ -560,6 +560,16 @@ class RedisStore(Store):
             if page:
                 yield page
 
+    async def owned_active_states(self, owns: Callable[[str], bool]) -> list[RunState]:
+        # A field is composite(c, w, p), and the instance key is "c#w#p": the owned fields are chosen from the
+        # field names alone, and only their snapshots are read and decoded, a page at a time.
+        fields = [field for field in await self._snapshot_fields() if owns("#".join(json.loads(field)))]
+        states: list[RunState] = []
+        for start in range(0, len(fields), ACTIVE_STATES_PAGE):
+            snapshots = await self._snapshots_of(fields[start : start + ACTIVE_STATES_PAGE])
+            states += decode_run_states(snapshot for snapshot in snapshots if snapshot is not None)
+        return states
+
     @_translate_errors
     async def _snapshot_fields(self) -> list[str]:
         return list(await _reply(self._open.client.hkeys(self.keys.snapshots)))

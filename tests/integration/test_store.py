@@ -509,6 +509,21 @@ async def test_active_state_pages_list_every_active_instance_once_in_key_order(s
         assert [state for page in pages for state in page] == expected
 
 
+async def test_owned_active_states_are_those_whose_key_the_owner_accepts(store: Store) -> None:
+    """A shard's recovery: only its own instances, keys with '#' and non-ASCII characters included."""
+    parameters = ["a", "a#b", "工", "a\U0001f600", 'a"b', "z"]
+    await store.commit([step(instance(p), 0, insert=True) for p in parameters])
+    await store.commit([step(instance("z"), 1, State.DONE)])  # ended: not active
+    owned = {instance(p).key() for p in ("a#b", "工", "z")}
+
+    states = await store.owned_active_states(lambda key: key in owned)
+
+    assert sorted(state.workflow_instance.parameter for state in states) == ["a#b", "工"]
+    assert sorted(states, key=lambda state: state.workflow_instance.key()) == [
+        state for state in await store.active_states() if state.workflow_instance.key() in owned
+    ]
+
+
 async def test_an_instance_that_ends_between_pages_is_left_out_and_none_is_listed_twice(store: Store) -> None:
     await store.commit([step(instance(p), 0, insert=True) for p in ("1", "2", "3", "4")])
     pages = store.active_state_pages(2)
